@@ -24,8 +24,6 @@ pub(crate) enum SignatureScheme {
     EcdsaP256Sha256Der,
     /// ECDSA P-384 SHA-384, DER-encoded signature.
     EcdsaP384Sha384Der,
-    /// ECDSA P-256 SHA-256, fixed-width big-endian `r ‖ s`.
-    EcdsaP256Sha256Fixed,
     /// ECDSA P-384 SHA-384, fixed-width big-endian `r ‖ s`.
     EcdsaP384Sha384Fixed,
 }
@@ -42,7 +40,6 @@ impl SignatureScheme {
             S::RsaPkcs1Sha512 => &signature::RSA_PKCS1_2048_8192_SHA512,
             S::EcdsaP256Sha256Der => &signature::ECDSA_P256_SHA256_ASN1,
             S::EcdsaP384Sha384Der => &signature::ECDSA_P384_SHA384_ASN1,
-            S::EcdsaP256Sha256Fixed => &signature::ECDSA_P256_SHA256_FIXED,
             S::EcdsaP384Sha384Fixed => &signature::ECDSA_P384_SHA384_FIXED,
         }
     }

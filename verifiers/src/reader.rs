@@ -55,11 +55,6 @@ impl<'a> Reader<'a> {
         self.bytes(n).map(|_| ())
     }
 
-    /// Reads one byte.
-    pub(crate) fn u8(&mut self) -> Result<u8, VerifyError> {
-        self.array::<1>().map(|[b]| b)
-    }
-
     /// Reads a little-endian u32.
     pub(crate) fn u32_le(&mut self) -> Result<u32, VerifyError> {
         self.array().map(u32::from_le_bytes)
@@ -90,13 +85,13 @@ mod tests {
     fn reads_in_order_and_refuses_over_read() {
         let mut r = Reader::new("thing", &[1, 0, 0, 0, 2, 3]);
         assert_eq!(r.u32_le().unwrap(), 1);
-        assert_eq!(r.u8().unwrap(), 2);
+        assert_eq!(r.bytes(1).unwrap(), &[2]);
         let err = r.u32_le().unwrap_err();
         assert_eq!(err.code(), "parse.truncated");
         assert_eq!(r.remaining(), 1);
         assert_eq!(r.clone().finish().unwrap_err().code(), "parse.trailing");
         assert!(r.bytes(usize::MAX).is_err());
-        assert_eq!(r.u8().unwrap(), 3);
+        assert_eq!(r.array::<1>().unwrap(), [3]);
         r.finish().unwrap();
     }
 }
