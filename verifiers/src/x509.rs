@@ -101,6 +101,15 @@ impl Certificate {
                 "signatureAlgorithm differs from the TBS signature field (RFC 5280 4.1.1.2)",
             ));
         }
+        // RFC 5280 4.1.1.3 / 4.1.2.7: signatures and keys are whole octets; a non-zero
+        // unused-bits count would let the encoding change without changing the signed bytes.
+        if cert.signature_value.unused_bits != 0 || tbs.subject_pki.subject_public_key.unused_bits != 0
+        {
+            return Err(VerifyError::malformed(
+                "certificate",
+                "BIT STRING with unused bits in the signature or public key",
+            ));
+        }
         let der = cert.as_raw().to_vec();
         let spki = &tbs.subject_pki;
         let key_type = key_type(
