@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Seeds the fuzz corpora (fuzz/corpus/, git-ignored) from the real vectors in
+# ../shared/vectors — the vectors are never copied into the repository itself.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+vectors=${ATTEST_VECTORS:-$here/../../shared/vectors}
+mkdir -p "$here"/corpus/{snp_report,snp_verify,cert_bundle}
+for dir in "$vectors"/snp/*/; do
+  name=$(basename "$dir")
+  cp "$dir/report.bin" "$here/corpus/snp_report/$name.bin"
+  for cert in "$dir"/*.der "$dir"/*.pem; do
+    [ -e "$cert" ] || continue
+    cp "$cert" "$here/corpus/cert_bundle/$name-$(basename "$cert")"
+    # snp_verify input: 2-byte little-endian report length, report, certificate.
+    { printf '\xa0\x04'; cat "$dir/report.bin" "$cert"; } > "$here/corpus/snp_verify/$name-$(basename "$cert")"
+  done
+done
+echo "seeded $(find "$here/corpus" -type f | wc -l) corpus files from $vectors"
