@@ -56,7 +56,12 @@ fn prepare(args: &DemoArgs) -> Result<DemoFiles, UsageError> {
         roots: write(&dir, "roots.pem", roots.roots_pem().as_bytes())?,
         report_data: hex::encode(report.report_data),
     };
-    eprintln!("demo: wrote {}, {}, {}", files.report.display(), files.vcek.display(), files.roots.display());
+    eprintln!(
+        "demo: wrote {}, {}, {}",
+        files.report.display(),
+        files.vcek.display(),
+        files.roots.display()
+    );
     Ok(files)
 }
 

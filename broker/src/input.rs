@@ -54,8 +54,8 @@ pub fn verification_time(at: Option<&str>) -> Result<UnixTime, UsageError> {
 
 /// Decodes a hex argument that must be exactly `len` bytes.
 pub fn hex_exact(flag: &str, text: &str, len: usize) -> Result<Vec<u8>, UsageError> {
-    let bytes = hex::decode(text.trim())
-        .map_err(|e| UsageError(format!("{flag} is not hex: {e}")))?;
+    let bytes =
+        hex::decode(text.trim()).map_err(|e| UsageError(format!("{flag} is not hex: {e}")))?;
     if bytes.len() != len {
         return Err(UsageError(format!(
             "{flag} must be exactly {len} bytes ({} hex digits), got {} bytes",

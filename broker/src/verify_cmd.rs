@@ -13,7 +13,7 @@ use crate::input::{self, UsageError};
 /// The result of a verify command, mapped to the output contract.
 pub enum Outcome {
     /// Verified: claims JSON on stdout, exit 0.
-    Verified(VerifiedEvidence),
+    Verified(Box<VerifiedEvidence>),
     /// Rejected: error JSON on stdout, exit 1.
     Rejected(VerifyError),
     /// Unusable invocation or input: message on stderr, exit 2.
@@ -38,7 +38,10 @@ impl Outcome {
             }
         };
         let mut out = std::io::stdout().lock();
-        if writeln!(out, "{stdout}").and_then(|()| out.flush()).is_err() {
+        if writeln!(out, "{stdout}")
+            .and_then(|()| out.flush())
+            .is_err()
+        {
             return ExitCode::from(2);
         }
         ExitCode::from(code)
@@ -56,7 +59,7 @@ pub fn run(cmd: &VerifyCommand) -> Outcome {
         VerifyCommand::Snp(args) => verify_snp(args),
     };
     match result {
-        Ok(Ok(evidence)) => Outcome::Verified(evidence),
+        Ok(Ok(evidence)) => Outcome::Verified(Box::new(evidence)),
         Ok(Err(rejected)) => Outcome::Rejected(rejected),
         Err(usage) => Outcome::Usage(usage),
     }
@@ -76,9 +79,9 @@ fn verify_snp(args: &SnpArgs) -> Verdict {
     let mut anchors = AmdTrustAnchors::builtin();
     if let Some(path) = &args.roots {
         let roots = input::read_file(path, "roots")?;
-        anchors.add_roots(&roots).map_err(|e| {
-            UsageError(format!("--roots {}: {e}", path.display()))
-        })?;
+        anchors
+            .add_roots(&roots)
+            .map_err(|e| UsageError(format!("--roots {}: {e}", path.display())))?;
     }
     let opts = VerifyOptions {
         at,

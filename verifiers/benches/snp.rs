@@ -2,7 +2,12 @@
 //! ECDSA P-384 verification of the same signature in the same run.
 //!
 //! `cargo bench -p attest-verifiers --bench snp`; results in docs/benchmarks.md.
-#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![allow(
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing
+)]
 
 use std::path::PathBuf;
 
@@ -41,18 +46,27 @@ fn bench(c: &mut Criterion) {
         b.iter(|| unparsed.verify(black_box(signed), black_box(&sig)).unwrap())
     });
     group.bench_function("p384_verify_bare_parsed_key", |b| {
-        b.iter(|| parsed.verify_sig(black_box(signed), black_box(&sig)).unwrap())
+        b.iter(|| {
+            parsed
+                .verify_sig(black_box(signed), black_box(&sig))
+                .unwrap()
+        })
     });
     group.bench_function("verify_report_cold_cache", |b| {
         b.iter(|| {
             let verifier = SnpVerifier::new(anchors.clone());
-            verifier.verify(black_box(&report), black_box(&cert), &opts).unwrap()
+            verifier
+                .verify(black_box(&report), black_box(&cert), &opts)
+                .unwrap()
         })
     });
     let warm = SnpVerifier::new(anchors.clone());
     warm.verify(&report, &cert, &opts).unwrap();
     group.bench_function("verify_report_warm_cache", |b| {
-        b.iter(|| warm.verify(black_box(&report), black_box(&cert), &opts).unwrap())
+        b.iter(|| {
+            warm.verify(black_box(&report), black_box(&cert), &opts)
+                .unwrap()
+        })
     });
     group.finish();
 }

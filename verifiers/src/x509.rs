@@ -82,8 +82,8 @@ const OID_MGF1: &str = "1.2.840.113549.1.1.8";
 impl Certificate {
     /// Parses one DER certificate; the input must hold exactly one certificate.
     pub fn from_der(der: &[u8]) -> Result<Self, VerifyError> {
-        let (rest, cert) = X509Certificate::from_der(der)
-            .map_err(|e| VerifyError::malformed("certificate", e))?;
+        let (rest, cert) =
+            X509Certificate::from_der(der).map_err(|e| VerifyError::malformed("certificate", e))?;
         if !rest.is_empty() {
             return Err(VerifyError::TrailingData {
                 what: "certificate",
@@ -103,7 +103,8 @@ impl Certificate {
         }
         // RFC 5280 4.1.1.3 / 4.1.2.7: signatures and keys are whole octets; a non-zero
         // unused-bits count would let the encoding change without changing the signed bytes.
-        if cert.signature_value.unused_bits != 0 || tbs.subject_pki.subject_public_key.unused_bits != 0
+        if cert.signature_value.unused_bits != 0
+            || tbs.subject_pki.subject_public_key.unused_bits != 0
         {
             return Err(VerifyError::malformed(
                 "certificate",
@@ -283,7 +284,10 @@ pub fn parse_bundle(input: &[u8]) -> Result<Vec<Certificate>, VerifyError> {
     if input.len() > MAX_BUNDLE_BYTES {
         return Err(VerifyError::malformed(
             "certificate bundle",
-            format!("{} bytes exceeds the {MAX_BUNDLE_BYTES}-byte limit", input.len()),
+            format!(
+                "{} bytes exceeds the {MAX_BUNDLE_BYTES}-byte limit",
+                input.len()
+            ),
         ));
     }
     let trimmed = input.trim_ascii_start();
@@ -346,10 +350,16 @@ fn common_name(name: &x509_parser::x509::X509Name<'_>) -> String {
         .to_string()
 }
 
-fn key_type(algorithm: &Oid<'_>, params: Option<&x509_parser::der_parser::asn1_rs::Any<'_>>) -> KeyType {
+fn key_type(
+    algorithm: &Oid<'_>,
+    params: Option<&x509_parser::der_parser::asn1_rs::Any<'_>>,
+) -> KeyType {
     match algorithm.to_id_string().as_str() {
         OID_RSA_ENCRYPTION | OID_RSASSA_PSS => KeyType::Rsa,
-        OID_EC_PUBLIC_KEY => match params.and_then(|p| p.as_oid().ok()).map(|o| o.to_id_string()) {
+        OID_EC_PUBLIC_KEY => match params
+            .and_then(|p| p.as_oid().ok())
+            .map(|o| o.to_id_string())
+        {
             Some(curve) if curve == OID_P256 => KeyType::EcP256,
             Some(curve) if curve == OID_P384 => KeyType::EcP384,
             _ => KeyType::Other,
@@ -381,16 +391,18 @@ fn pss_scheme(alg: &x509_parser::x509::AlgorithmIdentifier<'_>) -> SignedWith {
     let hash = params.hash_algorithm_oid().to_id_string();
     let mgf = match params.mask_gen_algorithm() {
         Ok(m) if m.mgf.to_id_string() == OID_MGF1 => m.hash.to_id_string(),
-        _ => return SignedWith::Unsupported("RSASSA-PSS with a mask generation other than MGF1".into()),
+        _ => {
+            return SignedWith::Unsupported(
+                "RSASSA-PSS with a mask generation other than MGF1".into(),
+            )
+        }
     };
     let salt = params.salt_length();
     let scheme = match (hash.as_str(), salt) {
         (OID_SHA256, 32) => SignatureScheme::RsaPssSha256,
         (OID_SHA384, 48) => SignatureScheme::RsaPssSha384,
         (OID_SHA512, 64) => SignatureScheme::RsaPssSha512,
-        _ => {
-            return SignedWith::Unsupported(format!("RSASSA-PSS with hash {hash}, salt {salt}"))
-        }
+        _ => return SignedWith::Unsupported(format!("RSASSA-PSS with hash {hash}, salt {salt}")),
     };
     if mgf != hash || params.trailer_field() != 1 {
         return SignedWith::Unsupported(format!(

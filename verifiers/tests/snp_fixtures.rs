@@ -1,7 +1,12 @@
 //! Simulated AMD hardware from `attest-fixtures` round-trips through the verifier: every field
 //! set by the report builder comes back in the claims, for every generation, signer and
 //! version; and fixture roots are trusted only when passed explicitly.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use attest_fixtures::amd::{self as fx, AmdRoots, TcbVersion, VcekOptions};
 use attest_fixtures::snp::ReportBuilder;
@@ -101,14 +106,23 @@ fn every_builder_field_comes_back_in_the_claims() {
                 assert!(!c.vendor_root, "{ctx}: fixture roots are not AMD's");
                 assert_eq!(c.guest_svn, b.guest_svn, "{ctx}");
                 assert_eq!(c.policy.raw, b.policy, "{ctx}");
-                assert!(c.debug && c.policy.debug_allowed && c.policy.mem_aes_256_xts, "{ctx}");
+                assert!(
+                    c.debug && c.policy.debug_allowed && c.policy.mem_aes_256_xts,
+                    "{ctx}"
+                );
                 assert!(c.policy.smt_allowed && !c.policy.single_socket, "{ctx}");
                 assert_eq!(c.family_id.as_slice(), b.family_id, "{ctx}");
                 assert_eq!(c.image_id.as_slice(), b.image_id, "{ctx}");
                 assert_eq!(c.vmpl, 2, "{ctx}");
                 assert_eq!(c.platform_info.raw, b.platform_info, "{ctx}");
-                assert!(c.platform_info.smt_enabled && c.platform_info.tio_enabled, "{ctx}");
-                assert!(c.platform_info.ecc_enabled && !c.platform_info.tsme_enabled, "{ctx}");
+                assert!(
+                    c.platform_info.smt_enabled && c.platform_info.tio_enabled,
+                    "{ctx}"
+                );
+                assert!(
+                    c.platform_info.ecc_enabled && !c.platform_info.tsme_enabled,
+                    "{ctx}"
+                );
                 assert!(c.author_key_en && c.mask_chip_key, "{ctx}");
                 assert_eq!(c.report_data.as_slice(), b.report_data, "{ctx}");
                 assert_eq!(c.measurement.as_slice(), b.measurement, "{ctx}");
@@ -129,7 +143,11 @@ fn every_builder_field_comes_back_in_the_claims() {
                     "{ctx}"
                 );
                 assert_eq!(c.current_tcb.microcode, tcb.microcode ^ 1, "{ctx}");
-                assert_eq!(t.fmc, (generation == Generation::Turin).then_some(tcb.fmc), "{ctx}");
+                assert_eq!(
+                    t.fmc,
+                    (generation == Generation::Turin).then_some(tcb.fmc),
+                    "{ctx}"
+                );
                 assert_eq!(c.current_version, "9.8.7", "{ctx}");
                 assert_eq!(c.committed_version, "6.5.4", "{ctx}");
                 if version >= 3 {
@@ -161,15 +179,21 @@ fn fixture_reports_are_rejected_unless_their_roots_are_passed() {
         let report = b.try_sign(&vcek).unwrap();
         let cert = vcek.cert_der();
         let opts = VerifyOptions::at(now());
-        let err = SnpVerifier::default().verify(&report, cert, &opts).unwrap_err();
+        let err = SnpVerifier::default()
+            .verify(&report, cert, &opts)
+            .unwrap_err();
         assert_eq!(err.code(), "snp.chain", "{fx_gen:?}: {err}");
-        verifier_trusting(roots).verify(&report, cert, &opts).unwrap();
+        verifier_trusting(roots)
+            .verify(&report, cert, &opts)
+            .unwrap();
         // Another simulated hierarchy's roots do not help either.
         let other = AmdRoots::shared(match fx_gen {
             fx::Generation::Milan => fx::Generation::Genoa,
             _ => fx::Generation::Milan,
         });
-        let err = verifier_trusting(other).verify(&report, cert, &opts).unwrap_err();
+        let err = verifier_trusting(other)
+            .verify(&report, cert, &opts)
+            .unwrap_err();
         assert_eq!(err.code(), "snp.chain", "{fx_gen:?}: {err}");
     }
 }
@@ -186,7 +210,11 @@ fn certificate_and_report_must_agree() {
     // hwID for another chip.
     let other_chip = roots.issue_vcek(&[9; 64], tcb).unwrap();
     let err = verifier
-        .verify(&b.try_sign(&other_chip).unwrap(), other_chip.cert_der(), &opts)
+        .verify(
+            &b.try_sign(&other_chip).unwrap(),
+            other_chip.cert_der(),
+            &opts,
+        )
         .unwrap_err();
     assert_eq!(err.code(), "snp.hwid_mismatch", "{err}");
 
@@ -200,7 +228,13 @@ fn certificate_and_report_must_agree() {
         .verify(&b.try_sign(&old_vcek).unwrap(), old_vcek.cert_der(), &opts)
         .unwrap_err();
     assert!(
-        matches!(err, VerifyError::SnpTcbMismatch { component: "microcode", .. }),
+        matches!(
+            err,
+            VerifyError::SnpTcbMismatch {
+                component: "microcode",
+                ..
+            }
+        ),
         "{err}"
     );
 
@@ -209,7 +243,11 @@ fn certificate_and_report_must_agree() {
     let mut genoa_cpuid = b.clone();
     (genoa_cpuid.cpuid_fam_id, genoa_cpuid.cpuid_mod_id) = (0x19, 0x11);
     let err = verifier
-        .verify(&genoa_cpuid.try_sign(&vcek).unwrap(), vcek.cert_der(), &opts)
+        .verify(
+            &genoa_cpuid.try_sign(&vcek).unwrap(),
+            vcek.cert_der(),
+            &opts,
+        )
         .unwrap_err();
     assert_eq!(err.code(), "snp.generation_mismatch", "{err}");
 
@@ -238,7 +276,11 @@ fn turin_uses_an_eight_byte_hw_id_and_its_own_tcb_layout() {
     assert_eq!(c.reported_tcb.snp, tcb.snp);
     let tampered = tamper::tamper_extension(vcek.cert_der(), "1.3.6.1.4.1.3704.1.4").unwrap();
     let err = verifier_trusting(roots)
-        .verify(&b.try_sign(&vcek).unwrap(), &tampered, &VerifyOptions::at(now()))
+        .verify(
+            &b.try_sign(&vcek).unwrap(),
+            &tampered,
+            &VerifyOptions::at(now()),
+        )
         .unwrap_err();
     assert_eq!(err.code(), "snp.chain", "{err}");
 }
@@ -256,11 +298,17 @@ fn expired_and_future_fixture_vceks_are_rejected() {
     let report = b.try_sign(&vcek).unwrap();
     let verifier = verifier_trusting(roots);
     let inside = UnixTime::from_secs(start.unix_timestamp() + 60);
-    verifier.verify(&report, vcek.cert_der(), &VerifyOptions::at(inside)).unwrap();
+    verifier
+        .verify(&report, vcek.cert_der(), &VerifyOptions::at(inside))
+        .unwrap();
     let after = UnixTime::from_secs(start.unix_timestamp() + 7200);
-    let err = verifier.verify(&report, vcek.cert_der(), &VerifyOptions::at(after)).unwrap_err();
+    let err = verifier
+        .verify(&report, vcek.cert_der(), &VerifyOptions::at(after))
+        .unwrap_err();
     assert_eq!(err.code(), "snp.cert_expired", "{err}");
     let before = UnixTime::from_secs(start.unix_timestamp() - 1);
-    let err = verifier.verify(&report, vcek.cert_der(), &VerifyOptions::at(before)).unwrap_err();
+    let err = verifier
+        .verify(&report, vcek.cert_der(), &VerifyOptions::at(before))
+        .unwrap_err();
     assert_eq!(err.code(), "snp.cert_not_yet_valid", "{err}");
 }

@@ -1,6 +1,11 @@
 //! Property tests: no mutation of a real report's signed region or signature verifies, and no
 //! input — truncated, extended, random — panics the parser or the verifier.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod common;
 

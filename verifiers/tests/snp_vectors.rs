@@ -1,6 +1,11 @@
 //! Every SEV-SNP vector in ../shared/vectors/snp verifies to the facts its README states, and
 //! every natural negative there is rejected with the right code.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod common;
 
@@ -189,8 +194,14 @@ fn every_vector_verifies_to_its_stated_facts() {
 #[test]
 fn version_specific_fields() {
     let trustee = verify("trustee-milan-vcek", "vcek.der", JAN_2026).unwrap();
-    assert_eq!(trustee.family_id.to_string(), "01000000000000000000000000000000");
-    assert_eq!(trustee.image_id.to_string(), "02000000000000000000000000000000");
+    assert_eq!(
+        trustee.family_id.to_string(),
+        "01000000000000000000000000000000"
+    );
+    assert_eq!(
+        trustee.image_id.to_string(),
+        "02000000000000000000000000000000"
+    );
     assert_eq!(
         trustee.id_key_digest.to_string(),
         "0356215882a825279a85b300b0b742931d113bf7e32dde2e50ffde7ec743ca491ecdd7f336dc28a6e0b2bb57af7a44a3"
@@ -200,7 +211,10 @@ fn version_specific_fields() {
 
     let vlek = verify("trustee-milan-vlek", "vlek.der", "2025-06-01T00:00:00Z").unwrap();
     let cpuid = vlek.cpuid.unwrap();
-    assert_eq!((cpuid.family, cpuid.model, cpuid.stepping), (0x19, 0x01, 0x01));
+    assert_eq!(
+        (cpuid.family, cpuid.model, cpuid.stepping),
+        (0x19, 0x01, 0x01)
+    );
     assert_eq!(vlek.committed_tcb.microcode, 219);
     assert_eq!(vlek.launch_tcb.microcode, 219);
     assert_eq!(vlek.current_tcb.microcode, 220);
@@ -208,7 +222,12 @@ fn version_specific_fields() {
     let oak = verify("oak-genoa-oc", "vcek.der", JAN_2026).unwrap();
     assert_eq!(oak.launch_mit_vector, Some(1));
     assert_eq!(oak.current_mit_vector, Some(1));
-    assert_eq!(verify("trustee-genoa-v3-e2e", "vcek.der", JAN_2026).unwrap().launch_mit_vector, None);
+    assert_eq!(
+        verify("trustee-genoa-v3-e2e", "vcek.der", JAN_2026)
+            .unwrap()
+            .launch_mit_vector,
+        None
+    );
 }
 
 #[test]
@@ -218,8 +237,18 @@ fn claims_serialise_with_the_cli_fields() {
     let verified = snp::verify(&report, &cert, &VerifyOptions::at(at(JAN_2026))).unwrap();
     let json = serde_json::to_value(verified.claims()).unwrap();
     for key in [
-        "tee", "version", "generation", "signer", "measurement", "report_data", "host_data",
-        "vmpl", "debug", "chip_id", "reported_tcb", "policy",
+        "tee",
+        "version",
+        "generation",
+        "signer",
+        "measurement",
+        "report_data",
+        "host_data",
+        "vmpl",
+        "debug",
+        "chip_id",
+        "reported_tcb",
+        "policy",
     ] {
         assert!(json.get(key).is_some(), "missing {key} in {json}");
     }
@@ -273,9 +302,16 @@ fn expired_vlek_is_rejected_after_2025_12_10() {
 #[test]
 fn vlek_under_the_ask_is_rejected() {
     let vlek = Certificate::from_der(&vector("snp/trustee-milan-vlek/vlek.der")).unwrap();
-    let ask = x509::parse_bundle(&vector("roots/amd-milan/ask.pem")).unwrap().remove(0);
-    let asvk = x509::parse_bundle(&vector("roots/amd-milan/asvk.pem")).unwrap().remove(0);
-    assert_eq!(vlek.check_signed_by(&ask, Tee::SevSnp).unwrap_err().code(), "snp.chain");
+    let ask = x509::parse_bundle(&vector("roots/amd-milan/ask.pem"))
+        .unwrap()
+        .remove(0);
+    let asvk = x509::parse_bundle(&vector("roots/amd-milan/asvk.pem"))
+        .unwrap()
+        .remove(0);
+    assert_eq!(
+        vlek.check_signed_by(&ask, Tee::SevSnp).unwrap_err().code(),
+        "snp.chain"
+    );
     vlek.check_signed_by(&asvk, Tee::SevSnp).unwrap();
 
     // Trust anchors holding only ARK-Milan and its ASK: the VLEK has nowhere to chain.
@@ -316,8 +352,12 @@ fn vcek_named_as_vlek_is_a_signer_mismatch() {
     // signature check.
     let report = vector("snp/trustee-milan-vlek/report.bin");
     let vcek = vector("snp/trustee-milan-vcek/vcek.der");
-    let err = snp::verify(&report, &vcek, &VerifyOptions::at(at("2025-06-01T00:00:00Z")))
-        .unwrap_err();
+    let err = snp::verify(
+        &report,
+        &vcek,
+        &VerifyOptions::at(at("2025-06-01T00:00:00Z")),
+    )
+    .unwrap_err();
     assert_eq!(err.code(), "snp.signer_mismatch", "{err}");
 }
 
@@ -338,7 +378,8 @@ fn bundle_with_pinned_extras_is_accepted_and_foreign_extras_are_not() {
     let mut foreign = pem("CERTIFICATE", &vector("snp/virtee-sev-milan/vcek.der"));
     foreign.extend(vector("roots/amd-genoa/ask.pem"));
     snp::verify(&report, &foreign, &opts).unwrap();
-    let fixture_ask = attest_fixtures::amd::AmdRoots::shared(attest_fixtures::amd::Generation::Milan);
+    let fixture_ask =
+        attest_fixtures::amd::AmdRoots::shared(attest_fixtures::amd::Generation::Milan);
     let mut stranger = pem("CERTIFICATE", &vector("snp/virtee-sev-milan/vcek.der"));
     stranger.extend(pem("CERTIFICATE", fixture_ask.ask_der()));
     let err = snp::verify(&report, &stranger, &opts).unwrap_err();
@@ -359,13 +400,20 @@ fn warm_chain_cache_gives_the_same_answers() {
     assert_eq!(verifier.cached_chains(), 1);
     // A cached chain is still checked for validity at each verification time.
     let err = verifier
-        .verify(&report, &cert, &VerifyOptions::at(at("2031-01-01T00:00:00Z")))
+        .verify(
+            &report,
+            &cert,
+            &VerifyOptions::at(at("2031-01-01T00:00:00Z")),
+        )
         .unwrap_err();
     assert_eq!(err.code(), "snp.cert_expired");
     // And a tampered report behind a warm cache still fails.
     let mut bad = report.clone();
     bad[0x90] ^= 1;
-    assert_eq!(verifier.verify(&bad, &cert, &opts).unwrap_err().code(), "snp.signature");
+    assert_eq!(
+        verifier.verify(&bad, &cert, &opts).unwrap_err().code(),
+        "snp.signature"
+    );
 }
 
 /// README section 10, "Byte mutations that must be rejected", SNP rows.
@@ -421,8 +469,14 @@ fn builtin_roots_match_the_readme_fingerprints() {
                 .map(|b| format!("{b:02X}"))
                 .collect::<Vec<_>>()
                 .join(":");
-            assert!(row.contains(&colon_hex), "{dir}/{file}: {colon_hex} not in {row}");
-            assert_eq!(cert.der(), x509::parse_bundle(&vector(&format!("roots/{dir}/{file}"))).unwrap()[0].der());
+            assert!(
+                row.contains(&colon_hex),
+                "{dir}/{file}: {colon_hex} not in {row}"
+            );
+            assert_eq!(
+                cert.der(),
+                x509::parse_bundle(&vector(&format!("roots/{dir}/{file}"))).unwrap()[0].der()
+            );
             checked += 1;
         }
     }

@@ -201,7 +201,10 @@ fn endorsement(
             )
         })?;
         der_small_uint(value).ok_or_else(|| {
-            VerifyError::malformed("VCEK extension", format!("{name} SPL is not a small INTEGER"))
+            VerifyError::malformed(
+                "VCEK extension",
+                format!("{name} SPL is not a small INTEGER"),
+            )
         })
     };
     let tcb = CertTcb {
@@ -221,9 +224,9 @@ fn endorsement(
                 Generation::Turin => 8,
                 _ => 64,
             };
-            let raw = leaf.extension(oid::HW_ID).ok_or_else(|| {
-                VerifyError::chain(Tee::SevSnp, "VCEK has no hwID extension")
-            })?;
+            let raw = leaf
+                .extension(oid::HW_ID)
+                .ok_or_else(|| VerifyError::chain(Tee::SevSnp, "VCEK has no hwID extension"))?;
             Some(hw_id(raw, expected_len).ok_or_else(|| {
                 VerifyError::malformed(
                     "VCEK extension",
@@ -256,7 +259,9 @@ fn hw_id(raw: &[u8], expected_len: usize) -> Option<Vec<u8>> {
         return Some(raw.to_vec());
     }
     match raw {
-        [0x04, len, rest @ ..] if usize::from(*len) == expected_len && rest.len() == expected_len => {
+        [0x04, len, rest @ ..]
+            if usize::from(*len) == expected_len && rest.len() == expected_len =>
+        {
             Some(rest.to_vec())
         }
         _ => None,
@@ -274,7 +279,11 @@ fn der_small_uint(value: &[u8]) -> Option<u64> {
     if content.first().is_some_and(|b| b & 0x80 != 0) {
         return None;
     }
-    Some(content.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b)))
+    Some(
+        content
+            .iter()
+            .fold(0u64, |acc, b| (acc << 8) | u64::from(*b)),
+    )
 }
 
 /// Upper bound on cached chains; when reached, the cache is cleared (a chip fleet re-fills it

@@ -225,7 +225,10 @@ mod tests {
     #[test]
     fn rejects_wrong_lengths_and_versions() {
         assert_eq!(parse(&[]).unwrap_err().code(), "parse.length");
-        assert_eq!(parse(&[0; REPORT_LEN + 1]).unwrap_err().code(), "parse.length");
+        assert_eq!(
+            parse(&[0; REPORT_LEN + 1]).unwrap_err().code(),
+            "parse.length"
+        );
         let mut v4 = [0u8; REPORT_LEN];
         v4[0] = 4;
         assert_eq!(parse(&v4).unwrap_err().code(), "snp.version");

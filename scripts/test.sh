@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it (.ci/run calls exactly this) and as a newcomer runs it on a
+# fresh machine. Installs what the tests need, then: format check, clippy with warnings denied,
+# every test in the workspace (unit, property, real-vector, fixture and CLI tests).
+#
+# Real evidence vectors are read from ../shared/vectors (override with ATTEST_VECTORS=DIR).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\n==> %s\n' "$*"; }
+
+# System packages the tests need, installed only when missing.
+need_pkgs=()
+command -v openssl >/dev/null 2>&1 || need_pkgs+=(openssl)
+command -v cc >/dev/null 2>&1 || need_pkgs+=(gcc)
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  log "installing ${need_pkgs[*]}"
+  if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_pkgs[@]}"
+fi
+
+vectors=${ATTEST_VECTORS:-$PWD/../shared/vectors}
+if [ ! -f "$vectors/README.md" ]; then
+  echo "real evidence vectors not found at $vectors (set ATTEST_VECTORS)" >&2
+  exit 1
+fi
+export ATTEST_VECTORS=$vectors
+
+log "cargo fmt --check"
+cargo fmt --all -- --check
+
+log "cargo clippy (warnings denied)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+log "tests"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --locked --no-fail-fast
+  cargo test --workspace --locked --doc
+else
+  cargo test --workspace --locked --no-fail-fast
+fi
