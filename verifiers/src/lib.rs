@@ -12,6 +12,7 @@
 mod crypto;
 mod error;
 mod hexbytes;
+pub mod nitro;
 mod reader;
 pub mod snp;
 mod time;
@@ -64,6 +65,9 @@ pub enum Claims {
     /// Claims from an AMD SEV-SNP attestation report.
     #[serde(rename = "sev-snp")]
     SevSnp(snp::SnpClaims),
+    /// Claims from an AWS Nitro Enclaves attestation document.
+    #[serde(rename = "aws-nitro")]
+    AwsNitro(nitro::NitroClaims),
 }
 
 impl Claims {
@@ -71,6 +75,7 @@ impl Claims {
     pub fn tee(&self) -> Tee {
         match self {
             Claims::SevSnp(_) => Tee::SevSnp,
+            Claims::AwsNitro(_) => Tee::AwsNitro,
         }
     }
 
@@ -78,6 +83,7 @@ impl Claims {
     pub fn debug(&self) -> bool {
         match self {
             Claims::SevSnp(c) => c.debug,
+            Claims::AwsNitro(c) => c.debug,
         }
     }
 
@@ -85,6 +91,7 @@ impl Claims {
     pub fn report_data(&self) -> &[u8] {
         match self {
             Claims::SevSnp(c) => c.report_data.as_slice(),
+            Claims::AwsNitro(c) => c.nonce.as_ref().map_or(&[], |n| n.as_slice()),
         }
     }
 }

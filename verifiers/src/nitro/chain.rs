@@ -1,0 +1,191 @@
+//! The document's certificate chain, `certificate` → `cabundle[n-1]` → … → `cabundle[0]`, to a
+//! trusted root, and a cache of chains already verified.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use super::anchors::NitroTrustAnchors;
+use crate::crypto::{self, SignatureScheme, VerifyingKey};
+use crate::x509::{Certificate, KeyType};
+use crate::{HexBytes, Tee, UnixTime, VerifyError};
+
+/// Validity window of one certificate in a verified chain.
+#[derive(Debug, Clone)]
+struct Validity {
+    subject: String,
+    not_before: UnixTime,
+    not_after: UnixTime,
+}
+
+/// A chain whose signatures verified up to a trusted root: the enclave certificate's key and
+/// the facts the per-document checks need. Time-independent; validity is checked per document
+/// against the stored windows.
+#[derive(Debug)]
+pub(crate) struct VerifiedChain {
+    /// The enclave (leaf) certificate's P-384 key, parsed once.
+    pub key: VerifyingKey,
+    /// SHA-256 of the enclave certificate.
+    pub leaf_sha256: HexBytes,
+    /// Whether the chain ends at the compiled-in AWS root.
+    pub vendor_root: bool,
+    /// Leaf first, root last.
+    validity: Vec<Validity>,
+}
+
+impl VerifiedChain {
+    /// Checks that every certificate of the chain is valid at `at` (RFC 5280 6.1.3 (a)(2)).
+    pub fn check_valid_at(&self, at: UnixTime) -> Result<(), VerifyError> {
+        for v in &self.validity {
+            if at < v.not_before {
+                return Err(VerifyError::CertNotYetValid {
+                    tee: Tee::AwsNitro,
+                    subject: v.subject.clone(),
+                    not_before: v.not_before,
+                    at,
+                });
+            }
+            if at > v.not_after {
+                return Err(VerifyError::CertExpired {
+                    tee: Tee::AwsNitro,
+                    subject: v.subject.clone(),
+                    not_after: v.not_after,
+                    at,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Verifies `leaf` → `cabundle[n-1]` → … → `cabundle[0]`, with `cabundle[0]` byte-identical to
+/// a trusted root.
+///
+/// Rules: each certificate is issued (names and ECDSA P-384/SHA-384 signature) by the next one
+/// up (RFC 5280 6.1.3 (a)(1), (a)(4)); every issuer is a CA (RFC 5280 4.2.1.9); the enclave
+/// certificate is not a CA; every key is P-384 (the NSM's hierarchy uses nothing else).
+pub(crate) fn verify_chain(
+    leaf: &[u8],
+    cabundle: &[Vec<u8>],
+    anchors: &NitroTrustAnchors,
+) -> Result<VerifiedChain, VerifyError> {
+    let (root_der, intermediates) = cabundle
+        .split_first()
+        .ok_or_else(|| VerifyError::chain(Tee::AwsNitro, "cabundle is empty"))?;
+    let root = anchors.find(root_der).ok_or_else(|| {
+        VerifyError::chain(
+            Tee::AwsNitro,
+            format!(
+                "cabundle[0] (SHA-256 {}) is not a trusted root",
+                hex::encode(crypto::sha256(root_der))
+            ),
+        )
+    })?;
+    // Root first, leaf last.
+    let mut chain = Vec::with_capacity(cabundle.len() + 1);
+    chain.push(root.certificate().clone());
+    for der in intermediates {
+        chain.push(Certificate::from_der(der)?);
+    }
+    let leaf = Certificate::from_der(leaf)?;
+    if leaf.is_ca() {
+        return Err(VerifyError::chain(
+            Tee::AwsNitro,
+            format!("enclave certificate {:?} is a CA", leaf.subject_cn()),
+        ));
+    }
+    chain.push(leaf);
+
+    let mut issuer: Option<&Certificate> = None;
+    for (position, cert) in chain.iter().enumerate() {
+        if cert.key_type() != KeyType::EcP384 {
+            return Err(VerifyError::chain(
+                Tee::AwsNitro,
+                format!("certificate {:?} key is not ECDSA P-384", cert.subject_cn()),
+            ));
+        }
+        if let Some(issuer) = issuer {
+            if !issuer.is_ca() {
+                return Err(VerifyError::chain(
+                    Tee::AwsNitro,
+                    format!(
+                        "cabundle[{}] {:?} issues a certificate but is not a CA",
+                        position - 1,
+                        issuer.subject_cn()
+                    ),
+                ));
+            }
+            cert.check_signed_by(issuer, Tee::AwsNitro)?;
+        }
+        issuer = Some(cert);
+    }
+
+    let leaf = chain
+        .last()
+        .ok_or_else(|| VerifyError::chain(Tee::AwsNitro, "empty chain"))?;
+    let key = VerifyingKey::new(SignatureScheme::EcdsaP384Sha384Fixed, leaf.public_key()).map_err(
+        |_| {
+            VerifyError::chain(
+                Tee::AwsNitro,
+                "enclave certificate key is not a P-384 point",
+            )
+        },
+    )?;
+    Ok(VerifiedChain {
+        key,
+        leaf_sha256: HexBytes::from(leaf.fingerprint().to_vec()),
+        vendor_root: root.is_builtin(),
+        validity: chain
+            .iter()
+            .rev()
+            .map(|c| Validity {
+                subject: c.subject_cn().to_string(),
+                not_before: c.not_before(),
+                not_after: c.not_after(),
+            })
+            .collect(),
+    })
+}
+
+/// Upper bound on cached chains; when reached, the cache is cleared. Enclave certificates live
+/// about 3 hours, so a fleet re-fills it at one chain verification per enclave and rotation.
+const CACHE_CAPACITY: usize = 4096;
+
+/// Verified chains keyed by the fingerprints of the exact certificates: SHA-256 over the
+/// SHA-256 of the enclave certificate and of each `cabundle` entry in order.
+#[derive(Debug, Default)]
+pub(crate) struct ChainCache {
+    entries: RwLock<HashMap<[u8; 32], Arc<VerifiedChain>>>,
+}
+
+impl ChainCache {
+    /// The verified chain for these certificates, from the cache or by verifying it now.
+    pub fn get_or_verify(
+        &self,
+        leaf: &[u8],
+        cabundle: &[Vec<u8>],
+        anchors: &NitroTrustAnchors,
+    ) -> Result<Arc<VerifiedChain>, VerifyError> {
+        let mut fingerprints = Vec::with_capacity(32 * (cabundle.len() + 1));
+        fingerprints.extend_from_slice(&crypto::sha256(leaf));
+        for der in cabundle {
+            fingerprints.extend_from_slice(&crypto::sha256(der));
+        }
+        let key = crypto::sha256(&fingerprints);
+        if let Some(hit) = self.entries.read().ok().and_then(|m| m.get(&key).cloned()) {
+            return Ok(hit);
+        }
+        let chain = Arc::new(verify_chain(leaf, cabundle, anchors)?);
+        if let Ok(mut map) = self.entries.write() {
+            if map.len() >= CACHE_CAPACITY {
+                map.clear();
+            }
+            map.insert(key, Arc::clone(&chain));
+        }
+        Ok(chain)
+    }
+
+    /// Number of cached chains.
+    pub fn len(&self) -> usize {
+        self.entries.read().map(|m| m.len()).unwrap_or(0)
+    }
+}
