@@ -26,6 +26,54 @@ pub enum Command {
     Verify(VerifyCommand),
     /// Generate simulated SEV-SNP hardware, a signed report, and verify it end to end.
     Demo(DemoArgs),
+    /// Run the broker service.
+    Serve(ServeArgs),
+    /// Administer a running broker (tenants, policies, agents, secrets, revocations, audit).
+    Admin(crate::admin_cli::AdminArgs),
+    /// Act as a simulated SEV-SNP host: challenge, attest, refresh (for --dev and drills).
+    SimHost(crate::host::SimHostArgs),
+}
+
+/// `serve` arguments.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Configuration file (TOML; see docs/configuration.md).
+    #[arg(long, value_name = "FILE", conflicts_with = "dev")]
+    pub config: Option<PathBuf>,
+    /// Development mode: embedded SQLite under --data-dir, generated keys, simulated AMD roots
+    /// trusted (with a loud warning), an admin credential written to <data-dir>/admin-credential.
+    #[arg(long)]
+    pub dev: bool,
+    /// Data directory for --dev.
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "attest-broker-dev",
+        requires = "dev"
+    )]
+    pub data_dir: PathBuf,
+    /// Listen address for --dev (default 127.0.0.1:8080).
+    #[arg(long, value_name = "ADDR", requires = "dev")]
+    pub listen: Option<std::net::SocketAddr>,
+    /// Log as JSON lines instead of text.
+    #[arg(long)]
+    pub log_json: bool,
+}
+
+impl ServeArgs {
+    /// The configuration these arguments select.
+    pub fn config(&self) -> Result<crate::config::Config, String> {
+        match (&self.config, self.dev) {
+            (Some(path), _) => crate::config::Config::load(path),
+            (None, true) => Ok(crate::config::Config::dev(
+                self.data_dir.clone(),
+                self.listen,
+            )),
+            (None, false) => {
+                Err("give --config FILE, or --dev for a local development broker".into())
+            }
+        }
+    }
 }
 
 /// Evidence kinds `verify` understands.
@@ -33,6 +81,8 @@ pub enum Command {
 pub enum VerifyCommand {
     /// An AMD SEV-SNP attestation report and its VCEK or VLEK.
     Snp(SnpArgs),
+    /// An AWS Nitro Enclaves attestation document (COSE_Sign1).
+    Nitro(NitroArgs),
 }
 
 /// `verify snp` arguments.
@@ -52,6 +102,25 @@ pub struct SnpArgs {
     pub report_data: Option<String>,
     /// Extra trust anchors (PEM or DER bundle of ARK + ASK/ASVK), e.g. simulated hardware.
     /// AMD's pinned roots are always trusted; these are added to them.
+    #[arg(long, value_name = "FILE")]
+    pub roots: Option<PathBuf>,
+}
+
+/// `verify nitro` arguments.
+#[derive(Debug, Args)]
+pub struct NitroArgs {
+    /// The attestation document: raw COSE_Sign1 bytes, or the same as base64 text (standard
+    /// alphabet; padding, spaces and line breaks optional).
+    #[arg(long, value_name = "FILE")]
+    pub doc: PathBuf,
+    /// Verification time, RFC 3339 (default: now).
+    #[arg(long, value_name = "RFC3339")]
+    pub at: Option<String>,
+    /// Expected nonce as hex (0 to 512 bytes), compared at exact length.
+    #[arg(long, value_name = "HEX")]
+    pub nonce: Option<String>,
+    /// Extra trust anchors (PEM or DER bundle of self-signed P-384 roots), e.g. simulated
+    /// hardware. The pinned AWS Nitro root is always trusted; these are added to it.
     #[arg(long, value_name = "FILE")]
     pub roots: Option<PathBuf>,
 }

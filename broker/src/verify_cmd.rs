@@ -3,11 +3,12 @@
 use std::io::Write;
 use std::process::ExitCode;
 
+use attest_verifiers::nitro::{self, NitroTrustAnchors, NitroVerifier};
 use attest_verifiers::snp::{AmdTrustAnchors, SnpVerifier, VerifyOptions};
 use attest_verifiers::{VerifiedEvidence, VerifyError};
 use serde_json::json;
 
-use crate::cli::{SnpArgs, VerifyCommand};
+use crate::cli::{NitroArgs, SnpArgs, VerifyCommand};
 use crate::input::{self, UsageError};
 
 /// The result of a verify command, mapped to the output contract.
@@ -57,6 +58,7 @@ pub fn error_json(err: &VerifyError) -> String {
 pub fn run(cmd: &VerifyCommand) -> Outcome {
     let result = match cmd {
         VerifyCommand::Snp(args) => verify_snp(args),
+        VerifyCommand::Nitro(args) => verify_nitro(args),
     };
     match result {
         Ok(Ok(evidence)) => Outcome::Verified(Box::new(evidence)),
@@ -88,4 +90,41 @@ fn verify_snp(args: &SnpArgs) -> Verdict {
         expected_report_data: report_data.as_deref(),
     };
     Ok(SnpVerifier::new(anchors).verify(&report, &certs, &opts))
+}
+
+fn verify_nitro(args: &NitroArgs) -> Verdict {
+    let raw = input::read_file(&args.doc, "document")?;
+    let at = input::verification_time(args.at.as_deref())?;
+    let nonce = args.nonce.as_deref().map(nonce_hex).transpose()?;
+    let mut anchors = NitroTrustAnchors::builtin();
+    if let Some(path) = &args.roots {
+        let roots = input::read_file(path, "roots")?;
+        anchors
+            .add_roots(&roots)
+            .map_err(|e| UsageError(format!("--roots {}: {e}", path.display())))?;
+    }
+    // Raw COSE or base64 text; text that does not decode is a rejected document (exit 1).
+    let doc = match nitro::decode_input(&raw) {
+        Ok(doc) => doc,
+        Err(rejected) => return Ok(Err(rejected)),
+    };
+    let opts = nitro::VerifyOptions {
+        expected_nonce: nonce.as_deref(),
+        ..nitro::VerifyOptions::at(at)
+    };
+    Ok(NitroVerifier::new(anchors).verify(&doc, &opts))
+}
+
+/// `--nonce`: hex of at most the 512 bytes a document's nonce can hold.
+fn nonce_hex(text: &str) -> Result<Vec<u8>, UsageError> {
+    let bytes =
+        hex::decode(text.trim()).map_err(|e| UsageError(format!("--nonce is not hex: {e}")))?;
+    if bytes.len() > nitro::document::MAX_NONCE_BYTES {
+        return Err(UsageError(format!(
+            "--nonce is {} bytes; a Nitro nonce holds at most {}",
+            bytes.len(),
+            nitro::document::MAX_NONCE_BYTES
+        )));
+    }
+    Ok(bytes)
 }

@@ -1,0 +1,314 @@
+//! Policy, first cut: per (tenant, agent class), versioned, enforce or shadow. Appraisal
+//! compares verified claims with reference values and lists every check that passed or failed.
+
+use attest_verifiers::snp::SnpClaims;
+use attest_verifiers::Claims;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// Lowest token lifetime a policy may set, in seconds.
+pub const MIN_TTL_SECS: u64 = 60;
+/// Highest token lifetime a policy may set, in seconds.
+pub const MAX_TTL_SECS: u64 = 3600;
+
+/// Enforce (deny on failure) or shadow (issue, but record what enforcement would have done).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Failed checks deny.
+    #[default]
+    Enforce,
+    /// Failed checks are recorded as `shadow-deny`; the token is issued.
+    Shadow,
+}
+
+/// Minimum TCB security patch levels.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MinTcb {
+    /// Bootloader SPL.
+    #[serde(default)]
+    pub bootloader: u8,
+    /// TEE SPL.
+    #[serde(default)]
+    pub tee: u8,
+    /// SNP firmware SPL.
+    #[serde(default)]
+    pub snp: u8,
+    /// Microcode SPL.
+    #[serde(default)]
+    pub microcode: u8,
+    /// FMC SPL (Turin).
+    #[serde(default)]
+    pub fmc: u8,
+}
+
+/// Reference values for SEV-SNP evidence.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnpPolicy {
+    /// Allowed launch measurements (hex, 48 bytes). Empty: any measurement (not recommended).
+    #[serde(default)]
+    pub measurements: Vec<String>,
+    /// Minimum reported TCB.
+    #[serde(default)]
+    pub min_tcb: Option<MinTcb>,
+    /// Whether a guest whose policy allows debugging may get a token.
+    #[serde(default)]
+    pub allow_debug: bool,
+    /// Highest VMPL the report may come from (0 is the most privileged).
+    #[serde(default)]
+    pub max_vmpl: Option<u32>,
+    /// Allowed HOST_DATA values (hex). Empty: any.
+    #[serde(default)]
+    pub host_data: Vec<String>,
+}
+
+/// A policy document, stored as JSON and versioned per (tenant, class).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    /// Enforce or shadow.
+    #[serde(default)]
+    pub mode: Mode,
+    /// SEV-SNP reference values; absent: SEV-SNP evidence is not accepted.
+    #[serde(default)]
+    pub sev_snp: Option<SnpPolicy>,
+    /// Scopes granted, with `{agent_id}` and `{tenant}` templates.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// Audiences a token may be issued for. The first is the default.
+    #[serde(default)]
+    pub audiences: Vec<String>,
+    /// Token lifetime in seconds (bounded to 60–3600; default 900).
+    #[serde(default = "default_ttl")]
+    pub token_ttl_secs: u64,
+    /// How long after attestation a token may be refreshed without attesting again.
+    #[serde(default = "default_attestation_age")]
+    pub max_attestation_age_secs: u64,
+    /// Accept evidence that chains to caller-supplied (simulated) roots rather than a vendor's.
+    #[serde(default)]
+    pub allow_simulated: bool,
+    /// Extra claims copied into tokens (budgets, capabilities).
+    #[serde(default)]
+    pub budget: Map<String, Value>,
+}
+
+fn default_ttl() -> u64 {
+    900
+}
+
+fn default_attestation_age() -> u64 {
+    3600
+}
+
+/// Why a policy document is unacceptable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid policy: {0}")]
+pub struct PolicyError(pub String);
+
+impl Policy {
+    /// Parses and validates a policy document.
+    pub fn from_json(value: &Value) -> Result<Self, PolicyError> {
+        let policy: Policy =
+            serde_json::from_value(value.clone()).map_err(|e| PolicyError(e.to_string()))?;
+        policy.validate()?;
+        Ok(policy)
+    }
+
+    fn validate(&self) -> Result<(), PolicyError> {
+        if !(MIN_TTL_SECS..=MAX_TTL_SECS).contains(&self.token_ttl_secs) {
+            return Err(PolicyError(format!(
+                "token_ttl_secs must be between {MIN_TTL_SECS} and {MAX_TTL_SECS}"
+            )));
+        }
+        if let Some(snp) = &self.sev_snp {
+            for m in &snp.measurements {
+                if hex::decode(m).map(|b| b.len()) != Ok(48) {
+                    return Err(PolicyError(format!(
+                        "measurement {m:?} is not 48 bytes of hex"
+                    )));
+                }
+            }
+            for h in &snp.host_data {
+                if hex::decode(h).map(|b| b.len()) != Ok(32) {
+                    return Err(PolicyError(format!(
+                        "host_data {h:?} is not 32 bytes of hex"
+                    )));
+                }
+            }
+        }
+        if self.audiences.is_empty() {
+            return Err(PolicyError(
+                "audiences must list at least one audience".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The scopes with templates filled in.
+    pub fn scopes_for(&self, tenant: &str, agent_id: &str) -> Vec<String> {
+        self.scopes
+            .iter()
+            .map(|s| {
+                s.replace("{agent_id}", agent_id)
+                    .replace("{tenant}", tenant)
+            })
+            .collect()
+    }
+}
+
+/// One check of an appraisal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Check {
+    /// Stable reason code, e.g. `policy.measurement`.
+    pub code: &'static str,
+    /// Whether it passed.
+    pub passed: bool,
+    /// What was compared.
+    pub detail: String,
+}
+
+/// The outcome of an appraisal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Appraisal {
+    /// Every check, passed and failed.
+    pub checks: Vec<Check>,
+}
+
+impl Appraisal {
+    /// Whether every check passed.
+    pub fn passed(&self) -> bool {
+        self.checks.iter().all(|c| c.passed)
+    }
+
+    /// Codes of failed checks.
+    pub fn failures(&self) -> Vec<&'static str> {
+        self.checks
+            .iter()
+            .filter(|c| !c.passed)
+            .map(|c| c.code)
+            .collect()
+    }
+
+    fn check(&mut self, code: &'static str, passed: bool, detail: impl Into<String>) {
+        self.checks.push(Check {
+            code,
+            passed,
+            detail: detail.into(),
+        });
+    }
+}
+
+/// Appraises verified claims against `policy`.
+pub fn appraise(policy: &Policy, claims: &Claims) -> Appraisal {
+    let mut a = Appraisal { checks: Vec::new() };
+    match claims {
+        Claims::SevSnp(c) => match &policy.sev_snp {
+            Some(p) => appraise_snp(p, policy.allow_simulated, c, &mut a),
+            None => a.check(
+                "policy.evidence_kind",
+                false,
+                "policy does not accept sev-snp evidence",
+            ),
+        },
+        other => a.check(
+            "policy.evidence_kind",
+            false,
+            format!("policy does not accept {} evidence", other.tee()),
+        ),
+    }
+    a
+}
+
+fn appraise_snp(p: &SnpPolicy, allow_simulated: bool, c: &SnpClaims, a: &mut Appraisal) {
+    a.check(
+        "policy.vendor_root",
+        c.vendor_root || allow_simulated,
+        if c.vendor_root {
+            "chain ends at AMD's pinned root".to_string()
+        } else {
+            format!("chain ends at a simulated root (allow_simulated = {allow_simulated})")
+        },
+    );
+    let measurement = c.measurement.to_string();
+    a.check(
+        "policy.measurement",
+        p.measurements.is_empty()
+            || p.measurements
+                .iter()
+                .any(|m| m.eq_ignore_ascii_case(&measurement)),
+        format!("measurement {measurement}"),
+    );
+    a.check(
+        "policy.debug",
+        p.allow_debug || !c.debug,
+        format!("debug {} (allowed: {})", c.debug, p.allow_debug),
+    );
+    if let Some(max) = p.max_vmpl {
+        a.check(
+            "policy.vmpl",
+            c.vmpl <= max,
+            format!("vmpl {} (max {max})", c.vmpl),
+        );
+    }
+    if !p.host_data.is_empty() {
+        let host = c.host_data.to_string();
+        a.check(
+            "policy.host_data",
+            p.host_data.iter().any(|h| h.eq_ignore_ascii_case(&host)),
+            format!("host_data {host}"),
+        );
+    }
+    if let Some(min) = p.min_tcb {
+        let t = c.reported_tcb;
+        let ok = t.bootloader >= min.bootloader
+            && t.tee >= min.tee
+            && t.snp >= min.snp
+            && t.microcode >= min.microcode
+            && t.fmc.unwrap_or(u8::MAX) >= min.fmc;
+        a.check(
+            "policy.tcb",
+            ok,
+            format!(
+                "reported bl {} tee {} snp {} ucode {} (min bl {} tee {} snp {} ucode {})",
+                t.bootloader,
+                t.tee,
+                t.snp,
+                t.microcode,
+                min.bootloader,
+                min.tee,
+                min.snp,
+                min.microcode
+            ),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation() {
+        let ok =
+            serde_json::json!({"audiences": ["a"], "sev_snp": {"measurements": ["00".repeat(48)]}});
+        assert!(Policy::from_json(&ok).is_ok());
+        let ttl = serde_json::json!({"audiences": ["a"], "token_ttl_secs": 7200});
+        assert!(Policy::from_json(&ttl).is_err());
+        let unknown = serde_json::json!({"audiences": ["a"], "surprise": 1});
+        assert!(Policy::from_json(&unknown).is_err());
+        let short = serde_json::json!({"audiences": ["a"], "sev_snp": {"measurements": ["00"]}});
+        assert!(Policy::from_json(&short).is_err());
+        assert!(Policy::from_json(&serde_json::json!({})).is_err());
+    }
+
+    #[test]
+    fn scope_templates() {
+        let p = Policy::from_json(&serde_json::json!({
+            "audiences": ["a"], "scopes": ["tools:{agent_id}:run", "tenant:{tenant}"]
+        }))
+        .unwrap();
+        assert_eq!(p.scopes_for("t1", "a1"), vec!["tools:a1:run", "tenant:t1"]);
+    }
+}

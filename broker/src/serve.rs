@@ -1,0 +1,200 @@
+//! `attest-broker serve`: start-up (config, data directory, keys, store, trust anchors),
+//! the listener, background upkeep and graceful shutdown.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use attest_verifiers::snp::{AmdTrustAnchors, SnpVerifier};
+use tokio::net::TcpListener;
+
+use crate::audit::NewAuditEntry;
+use crate::config::Config;
+use crate::crypto;
+use crate::jose;
+use crate::keys::{self, KeyRing};
+use crate::metrics::Metrics;
+use crate::service::{self, AppState, Settings};
+use crate::store::sqlite::SqliteStore;
+use crate::store::{AdminCredential, Store};
+
+/// Name of the file the first global admin credential is written to (once, mode 0600).
+pub const ADMIN_CREDENTIAL_FILE: &str = "admin-credential";
+/// Directory (under the data dir) of the simulated AMD roots in `--dev` mode.
+pub const DEV_SIMULATED_ROOTS: &str = "simulated-amd";
+
+/// Runs the service until SIGINT/SIGTERM.
+pub async fn run(config: Config, dev: bool) -> Result<(), String> {
+    let data_dir = config.storage.data_dir.clone();
+    keys::ensure_private_dir(&data_dir).map_err(|e| e.to_string())?;
+    let key_dir = data_dir.join("keys");
+    keys::ensure_private_dir(&key_dir).map_err(|e| e.to_string())?;
+    let store: Arc<dyn Store> = Arc::new(
+        SqliteStore::open(&data_dir.join("broker.db"), config.storage.full_sync)
+            .map_err(|e| format!("opening the database: {e}"))?,
+    );
+    let now = service::now();
+    let hmac_key = keys::load_or_create_hmac_key(&key_dir).map_err(|e| e.to_string())?;
+    let keyring =
+        KeyRing::load_or_create(&key_dir, store.as_ref(), now).map_err(|e| e.to_string())?;
+    write_first_admin_credential(&data_dir, store.as_ref(), &hmac_key, now)?;
+
+    let mut anchors = AmdTrustAnchors::builtin();
+    let mut warning = None;
+    let mut extra_roots = config.trust.extra_amd_roots.clone();
+    if dev {
+        extra_roots.push(dev_simulated_roots(&data_dir)?);
+    }
+    for path in &extra_roots {
+        let bundle = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        anchors
+            .add_roots(&bundle)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    if !extra_roots.is_empty() {
+        let text =
+            format!(
+            "SIMULATED HARDWARE ROOTS ARE TRUSTED ({}): evidence from simulated hosts can pass \
+             policies with allow_simulated = true. Never run this in production.",
+            extra_roots.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+        );
+        tracing::warn!("{text}");
+        warning = Some(text);
+    }
+
+    let listener = TcpListener::bind(config.server.listen)
+        .await
+        .map_err(|e| format!("binding {}: {e}", config.server.listen))?;
+    let bound = listener.local_addr().map_err(|e| e.to_string())?;
+    if config.server.tls_cert.is_some() || config.server.tls_key.is_some() {
+        return Err(
+            "TLS termination is not built yet: run behind a TLS proxy and remove tls_cert/tls_key"
+                .into(),
+        );
+    }
+    let issuer = config.issuer(bound);
+    let settings = Settings {
+        issuer: issuer.clone(),
+        nonce_ttl_secs: i64::try_from(config.challenge.ttl_secs).unwrap_or(60),
+        max_outstanding_nonces: config.challenge.max_outstanding,
+        warning,
+        max_body_bytes: config.limits.max_body_bytes,
+        request_timeout: Duration::from_secs(config.limits.request_timeout_secs),
+        max_concurrent_requests: config.limits.max_concurrent_requests,
+    };
+    let state = AppState {
+        store: store.clone(),
+        snp: Arc::new(SnpVerifier::new(anchors)),
+        keys: Arc::new(keyring),
+        hmac_key: Arc::new(hmac_key),
+        settings: Arc::new(settings),
+        metrics: Arc::new(Metrics::default()),
+    };
+    tokio::spawn(upkeep(state.clone()));
+    let app = service::router(state);
+    tracing::info!(%issuer, listen = %bound, dev, "attest-broker serving");
+    // Machine-readable readiness line for scripts and tests (stdout, one line).
+    println!(
+        "{}",
+        serde_json::json!({"listening": bound.to_string(), "issuer": issuer})
+    );
+
+    let grace = Duration::from_secs(config.server.shutdown_grace_secs);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal(grace))
+        .await
+        .map_err(|e| format!("server: {e}"))?;
+    tracing::info!("attest-broker stopped");
+    Ok(())
+}
+
+/// Waits for SIGINT or SIGTERM, then arms a hard deadline for in-flight requests.
+async fn shutdown_signal(grace: Duration) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGTERM");
+            let _ = ctrl_c.await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term.recv() => {},
+    }
+    tracing::info!(
+        grace_secs = grace.as_secs(),
+        "shutting down: finishing in-flight requests"
+    );
+    tokio::spawn(async move {
+        tokio::time::sleep(grace).await;
+        tracing::warn!("grace period over; exiting");
+        std::process::exit(0);
+    });
+}
+
+/// Every minute: drop expired nonces and DPoP ids, pick up key changes from other replicas.
+async fn upkeep(state: AppState) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tick.tick().await;
+        let store = state.store.clone();
+        let keys = state.keys.clone();
+        let now = service::now();
+        let result = tokio::task::spawn_blocking(move || {
+            store.sweep(now).map_err(|e| e.to_string())?;
+            keys.reload(store.as_ref()).map_err(|e| e.to_string())
+        })
+        .await;
+        if let Ok(Err(e)) | Err(e) = result.map_err(|e| e.to_string()) {
+            tracing::warn!(error = %e, "upkeep failed");
+        }
+    }
+}
+
+/// On first start, creates a global admin credential and writes it to
+/// `<data_dir>/admin-credential` (mode 0600). It is never written again or logged.
+fn write_first_admin_credential(
+    data_dir: &Path,
+    store: &dyn Store,
+    hmac_key: &[u8],
+    now: i64,
+) -> Result<(), String> {
+    let path = data_dir.join(ADMIN_CREDENTIAL_FILE);
+    if path.exists() {
+        return Ok(());
+    }
+    let id = hex::encode(crypto::random::<8>().map_err(|e| e.to_string())?);
+    let random = jose::b64(&crypto::random::<32>().map_err(|e| e.to_string())?);
+    let secret = zeroize::Zeroizing::new(format!("aba_{id}.{random}"));
+    let cred = AdminCredential {
+        id: id.clone(),
+        tenant: None,
+        hash: crypto::hmac_sha256(hmac_key, secret.as_bytes()),
+        revoked_at: None,
+    };
+    keys::write_private_file(&path, format!("{}\n", secret.as_str()).as_bytes())
+        .map_err(|e| e.to_string())?;
+    let audit = NewAuditEntry::new(now, None, "broker", "admin.credential.create", &id)
+        .details(serde_json::json!({"scope": "global", "written_to": path.display().to_string()}));
+    store
+        .add_admin_credential(&cred, &audit)
+        .map_err(|e| format!("storing the first admin credential: {e}"))?;
+    tracing::info!(file = %path.display(), "wrote the global admin credential (shown once)");
+    Ok(())
+}
+
+/// `--dev`: a simulated AMD Milan hierarchy generated once and kept in the data directory, so
+/// simulated hosts (`attest-broker sim-host`) can keep issuing VCEKs under it.
+fn dev_simulated_roots(data_dir: &Path) -> Result<std::path::PathBuf, String> {
+    use attest_fixtures::amd::{AmdRoots, Generation};
+    let dir = data_dir.join(DEV_SIMULATED_ROOTS);
+    if !dir.join("roots.pem").exists() {
+        tracing::info!("generating simulated AMD roots for --dev (RSA-4096; a few seconds)");
+        AmdRoots::generate(Generation::Milan)
+            .and_then(|r| r.save(&dir))
+            .map_err(|e| format!("simulated roots: {e}"))?;
+    }
+    Ok(dir.join("roots.pem"))
+}

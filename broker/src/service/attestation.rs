@@ -1,0 +1,557 @@
+//! The bootstrap exchange: challenge → attest (evidence + binding key → token) → refresh
+//! (DPoP-bound).
+
+use attest_verifiers::snp::VerifyOptions as SnpOptions;
+use attest_verifiers::{UnixTime, VerifiedEvidence};
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::routing::post;
+use axum::{Json, Router};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tracing::Span;
+
+use super::error::ApiError;
+use super::extract::{Bootstrap, JsonBody};
+use super::AppState;
+use crate::audit::NewAuditEntry;
+use crate::crypto;
+use crate::jose::{self, EcJwk};
+use crate::policy::{self, Mode, Policy};
+use crate::store::{NonceUse, TokenRecord};
+use crate::tokens::{self, AttestationSummary, Confirmation, TokenClaims, VerifiedToken};
+
+/// Domain separation for the evidence binding (DESIGN.md "Binding a token to hardware").
+pub const BINDING_CONTEXT: &[u8] = b"attest-broker/v1";
+/// Largest decoded evidence blob accepted.
+const MAX_EVIDENCE_BYTES: usize = 64 * 1024;
+/// Accepted clock skew for DPoP `iat`, seconds (RFC 9449 §11.1 leaves it to the server).
+const DPOP_IAT_WINDOW: i64 = 60;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/challenge", post(challenge))
+        .route("/v1/attest", post(attest))
+        .route("/v1/token/refresh", post(refresh))
+}
+
+/// `SHA-512("attest-broker/v1" ‖ nonce ‖ jkt)`: what evidence user data must commit to.
+pub fn binding(nonce: &[u8], jkt: &[u8; 32]) -> [u8; 64] {
+    crypto::sha512_parts(&[BINDING_CONTEXT, nonce, jkt])
+}
+
+#[derive(Serialize)]
+struct ChallengeResponse {
+    nonce: String,
+    expires_in: i64,
+}
+
+async fn challenge(State(state): State<AppState>) -> Result<Json<ChallengeResponse>, ApiError> {
+    let now = state.now();
+    let nonce = crypto::random::<32>().map_err(|e| ApiError::Internal(e.to_string()))?;
+    let hash = crypto::sha256(&nonce);
+    let ttl = state.settings.nonce_ttl_secs;
+    let max = state.settings.max_outstanding_nonces;
+    let store = state.store.clone();
+    state
+        .blocking(move || {
+            if store.outstanding_nonces(now)? >= max {
+                return Ok(Err(ApiError::TooManyRequests(
+                    "challenge.too_many",
+                    "too many outstanding challenges; retry later".into(),
+                )));
+            }
+            store.put_nonce(&hash, now + ttl, None).map(Ok)
+        })
+        .await??;
+    Ok(Json(ChallengeResponse {
+        nonce: jose::b64(&nonce),
+        expires_in: ttl,
+    }))
+}
+
+/// Evidence in an attestation request.
+#[derive(Deserialize)]
+#[serde(tag = "type", deny_unknown_fields)]
+enum Evidence {
+    /// A SEV-SNP report (base64) and its VCEK/VLEK (base64 DER, or PEM text).
+    #[serde(rename = "sev-snp")]
+    SevSnp { report: String, certs: String },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AttestRequest {
+    nonce: String,
+    binding_key: EcJwk,
+    evidence: Evidence,
+    #[serde(default)]
+    audience: Option<String>,
+}
+
+#[derive(Serialize)]
+struct TokenResponse {
+    access_token: String,
+    token_type: &'static str,
+    expires_in: i64,
+    scope: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    appraisal: Option<policy::Appraisal>,
+}
+
+fn decode_blob(field: &'static str, text: &str) -> Result<Vec<u8>, ApiError> {
+    if text.trim_start().starts_with("-----BEGIN") {
+        return Ok(text.as_bytes().to_vec());
+    }
+    let bytes = STANDARD
+        .decode(text.trim())
+        .map_err(|_| ApiError::bad("evidence.malformed", format!("{field} is not base64")))?;
+    if bytes.len() > MAX_EVIDENCE_BYTES {
+        return Err(ApiError::PayloadTooLarge);
+    }
+    Ok(bytes)
+}
+
+async fn attest(
+    State(state): State<AppState>,
+    Bootstrap(cred): Bootstrap,
+    JsonBody(req): JsonBody<AttestRequest>,
+) -> Result<Json<TokenResponse>, ApiError> {
+    let now = state.now();
+    let span = Span::current();
+    span.record("tenant", cred.tenant.as_str());
+    span.record("agent", cred.agent_id.as_str());
+    let actor = format!("agent:{}/{}", cred.tenant, cred.agent_id);
+    let nonce = jose::b64_decode(&req.nonce)
+        .ok()
+        .filter(|n| n.len() == 32)
+        .ok_or_else(|| {
+            ApiError::bad(
+                "nonce.malformed",
+                "nonce must be the 32-byte base64url value from /v1/challenge",
+            )
+        })?;
+    let jkt = req
+        .binding_key
+        .thumbprint()
+        .map_err(|e| ApiError::bad("binding_key.invalid", e.to_string()))?;
+    let jkt_b64 = jose::b64(&jkt);
+
+    // Load everything the decision needs, and use the nonce (single use, even on failure).
+    let store = state.store.clone();
+    let (tenant_id, agent_id) = (cred.tenant.clone(), cred.agent_id.clone());
+    let nonce_hash = crypto::sha256(&nonce);
+    let (nonce_use, agent, tenant) = state
+        .blocking(move || {
+            let used = store.use_nonce(&nonce_hash, now)?;
+            Ok::<_, crate::store::StoreError>((
+                used,
+                store.agent(&tenant_id, &agent_id)?,
+                store.tenant(&tenant_id)?,
+            ))
+        })
+        .await?;
+    let (Some(agent), Some(_tenant)) = (agent, tenant) else {
+        return Err(ApiError::unauthorized(
+            "bootstrap.invalid",
+            "agent no longer exists",
+        ));
+    };
+    match nonce_use {
+        NonceUse::Fresh => {}
+        NonceUse::Replayed => {
+            return deny(
+                &state,
+                &cred.tenant,
+                &actor,
+                &cred.agent_id,
+                now,
+                ApiError::Conflict("nonce.replayed", "nonce already used".into()),
+            )
+            .await
+        }
+        NonceUse::Expired => {
+            return deny(
+                &state,
+                &cred.tenant,
+                &actor,
+                &cred.agent_id,
+                now,
+                ApiError::bad("nonce.expired", "nonce expired; request a new challenge"),
+            )
+            .await
+        }
+        NonceUse::Unknown => {
+            return deny(
+                &state,
+                &cred.tenant,
+                &actor,
+                &cred.agent_id,
+                now,
+                ApiError::bad("nonce.unknown", "nonce was not issued by this broker"),
+            )
+            .await
+        }
+    }
+
+    let store = state.store.clone();
+    let (t, c) = (agent.tenant.clone(), agent.class.clone());
+    let record = state
+        .blocking(move || store.policy(&t, &c, None))
+        .await?
+        .ok_or_else(|| {
+            ApiError::Forbidden(
+                "policy.missing",
+                format!("no policy for agent class {:?}", agent.class),
+                vec!["policy.missing".into()],
+            )
+        })?;
+    let policy = Policy::from_json(&record.body)
+        .map_err(|e| ApiError::Internal(format!("stored policy invalid: {e}")))?;
+
+    // Verify the evidence and its binding to this nonce and this key.
+    let expected = binding(&nonce, &jkt);
+    let verified = match verify_evidence(&state, &req.evidence, now, &expected) {
+        Ok(v) => v,
+        Err(e) => {
+            let code = e.code().to_string();
+            state.metrics.denied(std::slice::from_ref(&code));
+            let audit = NewAuditEntry::new(
+                now,
+                Some(&cred.tenant),
+                &actor,
+                "attest.deny",
+                &cred.agent_id,
+            )
+            .decision("deny")
+            .details(json!({"reasons": [code], "message": e.to_string()}));
+            let store = state.store.clone();
+            state.blocking(move || store.append_audit(&audit)).await?;
+            span.record("decision", "deny");
+            return Err(ApiError::Forbidden(
+                "evidence.rejected",
+                e.to_string(),
+                vec![code],
+            ));
+        }
+    };
+    span.record("tee", verified.claims().tee().as_str());
+
+    // Appraise.
+    let appraisal = policy::appraise(&policy, verified.claims());
+    let failures: Vec<String> = appraisal.failures().iter().map(|s| s.to_string()).collect();
+    if !failures.is_empty() && policy.mode == Mode::Enforce {
+        state.metrics.denied(&failures);
+        let audit = NewAuditEntry::new(now, Some(&cred.tenant), &actor, "attest.deny", &cred.agent_id)
+            .decision("deny")
+            .details(json!({"reasons": failures, "policy": agent.class, "policy_version": record.version, "checks": appraisal.checks}));
+        let store = state.store.clone();
+        state.blocking(move || store.append_audit(&audit)).await?;
+        span.record("decision", "deny");
+        return Err(ApiError::Forbidden(
+            "policy.denied",
+            "evidence does not satisfy the agent's policy".into(),
+            failures,
+        ));
+    }
+    let decision = if failures.is_empty() {
+        "allow"
+    } else {
+        "shadow-deny"
+    };
+    span.record("decision", decision);
+
+    let audience = match req.audience {
+        Some(aud) if policy.audiences.contains(&aud) => aud,
+        Some(aud) => {
+            return Err(ApiError::Forbidden(
+                "policy.audience",
+                format!("audience {aud:?} is not allowed for this agent"),
+                vec!["policy.audience".into()],
+            ))
+        }
+        None => policy.audiences.first().cloned().unwrap_or_default(),
+    };
+    let summary = AttestationSummary::from_evidence(&verified, &agent.class, record.version);
+    let claims = new_claims(
+        &state,
+        &policy,
+        &agent.tenant,
+        &agent.agent_id,
+        audience,
+        jkt_b64,
+        summary,
+        now,
+    )?;
+    let details = json!({"decision": decision, "reasons": failures, "policy": agent.class, "policy_version": record.version, "tee": verified.claims().tee().as_str(), "jkt": claims.cnf.jkt});
+    let response = issue(&state, claims, &actor, "token.issue", decision, details).await?;
+    state
+        .metrics
+        .issued(verified.claims().tee().as_str(), "attest");
+    Ok(Json(TokenResponse {
+        appraisal: Some(appraisal),
+        ..response
+    }))
+}
+
+fn verify_evidence(
+    state: &AppState,
+    evidence: &Evidence,
+    now: i64,
+    expected: &[u8; 64],
+) -> Result<VerifiedEvidence, attest_verifiers::VerifyError> {
+    let at = UnixTime::from_secs(now);
+    match evidence {
+        Evidence::SevSnp { report, certs } => {
+            let report = decode_blob("report", report).map_err(|_| malformed("report"))?;
+            let certs = decode_blob("certs", certs).map_err(|_| malformed("certs"))?;
+            let opts = SnpOptions {
+                at,
+                expected_report_data: Some(expected),
+            };
+            state.snp.verify(&report, &certs, &opts)
+        }
+    }
+}
+
+fn malformed(what: &'static str) -> attest_verifiers::VerifyError {
+    attest_verifiers::VerifyError::Malformed {
+        what,
+        detail: "not base64 or too large".into(),
+    }
+}
+
+async fn deny(
+    state: &AppState,
+    tenant: &str,
+    actor: &str,
+    agent: &str,
+    now: i64,
+    error: ApiError,
+) -> Result<Json<TokenResponse>, ApiError> {
+    let code = error.code().to_string();
+    state.metrics.denied(std::slice::from_ref(&code));
+    let audit = NewAuditEntry::new(now, Some(tenant), actor, "attest.deny", agent)
+        .decision("deny")
+        .details(json!({"reasons": [code]}));
+    let store = state.store.clone();
+    state.blocking(move || store.append_audit(&audit)).await?;
+    Span::current().record("decision", "deny");
+    Err(error)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn new_claims(
+    state: &AppState,
+    policy: &Policy,
+    tenant: &str,
+    agent_id: &str,
+    audience: String,
+    jkt: String,
+    att: AttestationSummary,
+    now: i64,
+) -> Result<TokenClaims, ApiError> {
+    let jti = jose::b64(&crypto::random::<16>().map_err(|e| ApiError::Internal(e.to_string()))?);
+    let ttl = i64::try_from(
+        policy
+            .token_ttl_secs
+            .clamp(policy::MIN_TTL_SECS, policy::MAX_TTL_SECS),
+    )
+    .unwrap_or(900);
+    Ok(TokenClaims {
+        iss: state.settings.issuer.clone(),
+        sub: agent_id.to_string(),
+        aud: audience,
+        iat: now,
+        nbf: now,
+        exp: now + ttl,
+        jti,
+        scope: policy.scopes_for(tenant, agent_id).join(" "),
+        tenant: tenant.to_string(),
+        cnf: Confirmation { jkt },
+        att,
+        budget: policy.budget.clone(),
+    })
+}
+
+/// Signs the token, then records it and its audit entry in one transaction, before answering.
+async fn issue(
+    state: &AppState,
+    claims: TokenClaims,
+    actor: &str,
+    action: &str,
+    decision: &str,
+    mut details: serde_json::Value,
+) -> Result<TokenResponse, ApiError> {
+    let (token, kid) =
+        tokens::mint(&state.keys, &claims).map_err(|e| ApiError::Internal(e.to_string()))?;
+    if let serde_json::Value::Object(map) = &mut details {
+        map.insert("jti".into(), claims.jti.clone().into());
+        map.insert("exp".into(), claims.exp.into());
+        map.insert("kid".into(), kid.clone().into());
+    }
+    let record = TokenRecord {
+        jti: claims.jti.clone(),
+        tenant: claims.tenant.clone(),
+        agent_id: claims.sub.clone(),
+        kid,
+        iat: claims.iat,
+        exp: claims.exp,
+        attested_at: claims.att.attested_at(),
+        jkt: claims.cnf.jkt.clone(),
+        revoked_at: None,
+    };
+    let audit = NewAuditEntry::new(claims.iat, Some(&claims.tenant), actor, action, &claims.jti)
+        .decision(decision)
+        .details(details);
+    let store = state.store.clone();
+    state
+        .blocking(move || store.issue_token(&record, &audit))
+        .await?;
+    Ok(TokenResponse {
+        access_token: token,
+        token_type: "DPoP",
+        expires_in: claims.exp - claims.iat,
+        scope: claims.scope,
+        appraisal: None,
+    })
+}
+
+/// Why a presented token is not active; `None` when it is.
+pub async fn token_status(
+    state: &AppState,
+    token: &VerifiedToken,
+    now: i64,
+) -> Result<Option<&'static str>, ApiError> {
+    if token.claims.exp <= now {
+        return Ok(Some("token.expired"));
+    }
+    let store = state.store.clone();
+    let (jti, tenant, agent) = (
+        token.claims.jti.clone(),
+        token.claims.tenant.clone(),
+        token.claims.sub.clone(),
+    );
+    let (record, tenant, agent) = state
+        .blocking(move || {
+            Ok::<_, crate::store::StoreError>((
+                store.token(&jti)?,
+                store.tenant(&tenant)?,
+                store.agent(&tenant, &agent)?,
+            ))
+        })
+        .await?;
+    let iat = token.claims.iat;
+    Ok(match (record, tenant, agent) {
+        (None, _, _) | (_, None, _) | (_, _, None) => Some("token.unknown"),
+        (Some(r), _, _) if r.revoked_at.is_some() => Some("token.revoked"),
+        (_, Some(t), _) if t.revoked_before.is_some_and(|b| iat <= b) => Some("token.revoked"),
+        (_, _, Some(a)) if a.revoked_before.is_some_and(|b| iat <= b) => Some("token.revoked"),
+        _ => None,
+    })
+}
+
+async fn refresh(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<TokenResponse>, ApiError> {
+    let now = state.now();
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let token_text = header("authorization")
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("DPoP"))
+        .map(|(_, t)| t.trim().to_string())
+        .ok_or_else(|| {
+            ApiError::unauthorized("token.missing", "Authorization: DPoP <token> required")
+        })?;
+    let proof_text = header("dpop")
+        .ok_or_else(|| ApiError::unauthorized("dpop.missing", "DPoP proof header required"))?;
+
+    let token = tokens::verify(&state.keys, &state.settings.issuer, &token_text)
+        .map_err(|e| ApiError::unauthorized("token.invalid", e.to_string()))?;
+    let span = Span::current();
+    span.record("tenant", token.claims.tenant.as_str());
+    span.record("agent", token.claims.sub.as_str());
+    if let Some(code) = token_status(&state, &token, now).await? {
+        return Err(ApiError::unauthorized(code, "token is not active"));
+    }
+
+    // RFC 9449 §4.3.
+    let proof = jose::verify_dpop_proof(proof_text)
+        .map_err(|e| ApiError::unauthorized("dpop.invalid", e.to_string()))?;
+    let htu = format!("{}/v1/token/refresh", state.settings.issuer);
+    let ath = jose::b64(&crypto::sha256(token_text.as_bytes()));
+    let c = &proof.claims;
+    let problem = if c.htm != "POST" {
+        Some("htm must be POST")
+    } else if c.htu != htu {
+        Some("htu does not match this endpoint")
+    } else if (now - c.iat).abs() > DPOP_IAT_WINDOW {
+        Some("iat is outside the accepted window")
+    } else if c.ath.as_deref() != Some(ath.as_str()) {
+        Some("ath does not match the access token")
+    } else if !crypto::ct_eq(proof.jkt.as_bytes(), token.claims.cnf.jkt.as_bytes()) {
+        Some("proof key is not the key the token is bound to")
+    } else if c.jti.is_empty() || c.jti.len() > 256 {
+        Some("jti missing or too long")
+    } else {
+        None
+    };
+    if let Some(problem) = problem {
+        return Err(ApiError::unauthorized("dpop.invalid", problem));
+    }
+    let jti_hash = crypto::sha256(format!("{}|{}", proof.jkt, c.jti).as_bytes());
+    let store = state.store.clone();
+    let fresh = state
+        .blocking(move || store.use_dpop_jti(&jti_hash, now + 2 * DPOP_IAT_WINDOW))
+        .await?;
+    if !fresh {
+        return Err(ApiError::unauthorized(
+            "dpop.replayed",
+            "DPoP proof already used",
+        ));
+    }
+
+    // The attestation must still be young enough for the current policy.
+    let store = state.store.clone();
+    let (tenant, class) = (
+        token.claims.tenant.clone(),
+        token.claims.att.policy_class().to_string(),
+    );
+    let record = state
+        .blocking(move || store.policy(&tenant, &class, None))
+        .await?
+        .ok_or_else(|| {
+            ApiError::Forbidden(
+                "policy.missing",
+                "agent class has no policy".into(),
+                vec!["policy.missing".into()],
+            )
+        })?;
+    let policy = Policy::from_json(&record.body).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let age = now - token.claims.att.attested_at();
+    if age > i64::try_from(policy.max_attestation_age_secs).unwrap_or(i64::MAX) {
+        return Err(ApiError::unauthorized(
+            "attestation.stale",
+            "attestation is too old; attest again",
+        ));
+    }
+    let c = token.claims;
+    let actor = format!("agent:{}/{}", c.tenant, c.sub);
+    let claims = new_claims(
+        &state,
+        &policy,
+        &c.tenant,
+        &c.sub,
+        c.aud.clone(),
+        c.cnf.jkt.clone(),
+        c.att.clone(),
+        now,
+    )?;
+    let details = json!({"previous_jti": c.jti, "tee": c.att.tee()});
+    let response = issue(&state, claims, &actor, "token.refresh", "allow", details).await?;
+    state.metrics.issued(c.att.tee(), "refresh");
+    Ok(Json(response))
+}

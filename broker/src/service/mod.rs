@@ -1,0 +1,138 @@
+//! The HTTP service: one state type, one router per resource module.
+
+mod admin;
+mod attestation;
+pub mod error;
+mod extract;
+mod introspection;
+mod ops;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use attest_verifiers::snp::SnpVerifier;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, Request};
+use axum::Router;
+use tower::ServiceBuilder;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use zeroize::Zeroizing;
+
+use crate::keys::KeyRing;
+use crate::metrics::Metrics;
+use crate::store::Store;
+use error::ApiError;
+
+pub use attestation::binding as attestation_binding;
+
+/// Settings the handlers need.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Issuer URL (`iss`, metadata, DPoP `htu` base).
+    pub issuer: String,
+    /// Nonce lifetime, seconds.
+    pub nonce_ttl_secs: i64,
+    /// Outstanding nonces beyond which challenges get 429.
+    pub max_outstanding_nonces: i64,
+    /// Warning shown in `/readyz` (simulated roots trusted, dev mode).
+    pub warning: Option<String>,
+    /// Largest body.
+    pub max_body_bytes: usize,
+    /// Per-request timeout.
+    pub request_timeout: Duration,
+    /// Requests processed at once.
+    pub max_concurrent_requests: usize,
+}
+
+/// Everything a handler needs; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// Persistent state.
+    pub store: Arc<dyn Store>,
+    /// SEV-SNP verifier with its chain cache.
+    pub snp: Arc<SnpVerifier>,
+    /// Signing keys.
+    pub keys: Arc<KeyRing>,
+    /// Server HMAC key for credentials.
+    pub hmac_key: Arc<Zeroizing<Vec<u8>>>,
+    /// Settings.
+    pub settings: Arc<Settings>,
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
+}
+
+impl AppState {
+    /// Runs blocking store work off the async threads.
+    pub async fn blocking<T: Send + 'static, E: Into<ApiError> + Send + 'static>(
+        &self,
+        f: impl FnOnce() -> Result<T, E> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        tokio::task::spawn_blocking(f)
+            .await
+            .map_err(|e| ApiError::Internal(format!("blocking task failed: {e}")))?
+            .map_err(Into::into)
+    }
+
+    /// The current time, unix seconds.
+    pub fn now(&self) -> i64 {
+        now()
+    }
+}
+
+/// The current time, unix seconds.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// The whole application.
+pub fn router(state: AppState) -> Router {
+    let request_id = HeaderName::from_static("x-request-id");
+    let settings = state.settings.clone();
+    let trace = TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+        let id = req
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("-");
+        tracing::info_span!(
+            "request",
+            method = %req.method(),
+            path = %req.uri().path(),
+            request_id = %id,
+            tenant = tracing::field::Empty,
+            agent = tracing::field::Empty,
+            tee = tracing::field::Empty,
+            decision = tracing::field::Empty,
+        )
+    });
+    Router::new()
+        .merge(attestation::router())
+        .merge(introspection::router())
+        .merge(admin::router())
+        .merge(ops::router())
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            ops::record_metrics,
+        ))
+        .fallback(|| async { ApiError::NotFound("not_found", "no such endpoint".into()) })
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
+                .layer(trace)
+                .layer(PropagateRequestIdLayer::new(request_id))
+                .layer(TimeoutLayer::with_status_code(
+                    axum::http::StatusCode::REQUEST_TIMEOUT,
+                    settings.request_timeout,
+                ))
+                .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+                    settings.max_concurrent_requests,
+                ))
+                .layer(DefaultBodyLimit::max(settings.max_body_bytes)),
+        )
+        .with_state(state)
+}

@@ -1,0 +1,299 @@
+//! Persistent state behind one trait, so the broker runs on SQLite (one file, the embedded
+//! default) or a shared database for several replicas.
+//!
+//! Methods are synchronous; the service calls them on the blocking pool. Every method that
+//! must be atomic with its audit entry takes the entry and writes both in one transaction.
+
+pub mod sqlite;
+
+use serde::{Deserialize, Serialize};
+
+use crate::audit::{AuditEntry, NewAuditEntry};
+
+/// A storage failure. Never shown to clients (they get a 500 with a request id); logged.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database failed.
+    #[error("database: {0}")]
+    Database(String),
+    /// A row that must be unique already exists.
+    #[error("already exists")]
+    Conflict,
+    /// The row does not exist.
+    #[error("not found")]
+    NotFound,
+    /// Stored data failed to decode.
+    #[error("corrupt stored data: {0}")]
+    Corrupt(String),
+}
+
+/// Result alias for store calls.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A tenant: the unit of isolation.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Tenant {
+    /// Tenant id.
+    pub id: String,
+    /// Creation time (unix seconds).
+    pub created_at: i64,
+    /// Every token of this tenant issued before this time is revoked (emergency revocation).
+    pub revoked_before: Option<i64>,
+}
+
+/// An agent: one host identity within a tenant.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Agent {
+    /// Tenant id.
+    pub tenant: String,
+    /// Agent id, unique within the tenant.
+    pub agent_id: String,
+    /// Agent class: selects the policy.
+    pub class: String,
+    /// Creation time.
+    pub created_at: i64,
+    /// Every token of this agent issued before this time is revoked.
+    pub revoked_before: Option<i64>,
+}
+
+/// A bootstrap credential: the id is public, the secret is stored only as a keyed hash.
+#[derive(Debug, Clone)]
+pub struct BootstrapCredential {
+    /// Public credential id (the prefix of the secret string).
+    pub id: String,
+    /// Tenant id.
+    pub tenant: String,
+    /// Agent id.
+    pub agent_id: String,
+    /// HMAC-SHA-256(server key, secret).
+    pub hash: [u8; 32],
+    /// Creation time.
+    pub created_at: i64,
+    /// Expiry time, if any.
+    pub expires_at: Option<i64>,
+    /// Revocation time, if revoked.
+    pub revoked_at: Option<i64>,
+}
+
+/// An admin credential: global (tenant `None`) or scoped to one tenant.
+#[derive(Debug, Clone)]
+pub struct AdminCredential {
+    /// Public id.
+    pub id: String,
+    /// Tenant scope; `None` is global.
+    pub tenant: Option<String>,
+    /// HMAC-SHA-256(server key, secret).
+    pub hash: [u8; 32],
+    /// Revocation time, if revoked.
+    pub revoked_at: Option<i64>,
+}
+
+/// A stored policy version.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PolicyRecord {
+    /// Tenant id.
+    pub tenant: String,
+    /// Agent class the policy applies to.
+    pub class: String,
+    /// Version, starting at 1.
+    pub version: i64,
+    /// The policy document (JSON).
+    pub body: serde_json::Value,
+    /// Creation time.
+    pub created_at: i64,
+}
+
+/// An issued access token (never its value: only its id and facts).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TokenRecord {
+    /// Token id (`jti`).
+    pub jti: String,
+    /// Tenant id.
+    pub tenant: String,
+    /// Agent id (`sub`).
+    pub agent_id: String,
+    /// Signing key id.
+    pub kid: String,
+    /// Issued at.
+    pub iat: i64,
+    /// Expires at.
+    pub exp: i64,
+    /// When the evidence behind it was verified.
+    pub attested_at: i64,
+    /// `cnf.jkt`.
+    pub jkt: String,
+    /// Revocation time, if revoked.
+    pub revoked_at: Option<i64>,
+}
+
+/// A signing key's metadata (the private key lives in a file).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SigningKeyRecord {
+    /// Key id.
+    pub kid: String,
+    /// Public JWK (JSON).
+    pub public_jwk: String,
+    /// Creation time.
+    pub created_at: i64,
+    /// When it stopped signing new tokens.
+    pub retired_at: Option<i64>,
+    /// When it was revoked (its tokens are inactive).
+    pub revoked_at: Option<i64>,
+}
+
+/// What consuming a nonce found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NonceUse {
+    /// Fresh and now used.
+    Fresh,
+    /// Already used: a replay.
+    Replayed,
+    /// Past its expiry.
+    Expired,
+    /// Never issued (or long gone).
+    Unknown,
+}
+
+/// A revocation request.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Revocation {
+    /// One token.
+    Token {
+        /// Token id.
+        jti: String,
+    },
+    /// Every token of one agent issued before now, and its bootstrap credentials.
+    Agent {
+        /// Agent id.
+        agent_id: String,
+    },
+    /// Every token of the tenant issued before now.
+    Tenant,
+}
+
+/// Filter for audit queries.
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    /// Only this tenant's entries.
+    pub tenant: Option<String>,
+    /// Entries with a sequence number above this.
+    pub after_seq: i64,
+    /// At most this many.
+    pub limit: i64,
+}
+
+/// The broker's persistent state.
+pub trait Store: Send + Sync {
+    /// Creates the schema or migrates it to the current version.
+    fn migrate(&self) -> StoreResult<()>;
+
+    /// Creates a tenant.
+    fn create_tenant(&self, tenant: &Tenant, audit: &NewAuditEntry) -> StoreResult<()>;
+    /// One tenant.
+    fn tenant(&self, id: &str) -> StoreResult<Option<Tenant>>;
+    /// All tenants.
+    fn tenants(&self) -> StoreResult<Vec<Tenant>>;
+
+    /// Stores an admin credential.
+    fn add_admin_credential(
+        &self,
+        cred: &AdminCredential,
+        audit: &NewAuditEntry,
+    ) -> StoreResult<()>;
+    /// Looks an admin credential up by id.
+    fn admin_credential(&self, id: &str) -> StoreResult<Option<AdminCredential>>;
+
+    /// Stores a new policy version for (tenant, class); returns the version.
+    fn put_policy(
+        &self,
+        tenant: &str,
+        class: &str,
+        body: &serde_json::Value,
+        now: i64,
+        audit: &NewAuditEntry,
+    ) -> StoreResult<i64>;
+    /// The latest (or a given) version of a policy.
+    fn policy(
+        &self,
+        tenant: &str,
+        class: &str,
+        version: Option<i64>,
+    ) -> StoreResult<Option<PolicyRecord>>;
+
+    /// Creates an agent.
+    fn create_agent(&self, agent: &Agent, audit: &NewAuditEntry) -> StoreResult<()>;
+    /// One agent.
+    fn agent(&self, tenant: &str, agent_id: &str) -> StoreResult<Option<Agent>>;
+    /// A tenant's agents.
+    fn agents(&self, tenant: &str) -> StoreResult<Vec<Agent>>;
+
+    /// Stores a bootstrap credential; with `replace`, revokes the agent's other credentials in
+    /// the same transaction (rotation).
+    fn add_bootstrap_credential(
+        &self,
+        cred: &BootstrapCredential,
+        replace: bool,
+        audit: &NewAuditEntry,
+    ) -> StoreResult<()>;
+    /// Looks a bootstrap credential up by id.
+    fn bootstrap_credential(&self, id: &str) -> StoreResult<Option<BootstrapCredential>>;
+    /// Revokes one bootstrap credential of a tenant.
+    fn revoke_bootstrap_credential(
+        &self,
+        tenant: &str,
+        id: &str,
+        now: i64,
+        audit: &NewAuditEntry,
+    ) -> StoreResult<()>;
+
+    /// Records an outstanding challenge nonce (by hash).
+    fn put_nonce(
+        &self,
+        nonce_hash: &[u8; 32],
+        expires_at: i64,
+        audit: Option<&NewAuditEntry>,
+    ) -> StoreResult<()>;
+    /// Uses a nonce once.
+    fn use_nonce(&self, nonce_hash: &[u8; 32], now: i64) -> StoreResult<NonceUse>;
+    /// Number of outstanding (unused, unexpired) nonces.
+    fn outstanding_nonces(&self, now: i64) -> StoreResult<i64>;
+    /// Records a DPoP proof id; false if it was seen before (a replay).
+    fn use_dpop_jti(&self, jti_hash: &[u8; 32], expires_at: i64) -> StoreResult<bool>;
+
+    /// Records an issued token and its audit entry atomically.
+    fn issue_token(&self, token: &TokenRecord, audit: &NewAuditEntry) -> StoreResult<()>;
+    /// An issued token by id.
+    fn token(&self, jti: &str) -> StoreResult<Option<TokenRecord>>;
+    /// Number of issued tokens not yet expired nor revoked.
+    fn active_tokens(&self, now: i64) -> StoreResult<i64>;
+
+    /// Applies a revocation within a tenant.
+    fn revoke(
+        &self,
+        tenant: &str,
+        what: &Revocation,
+        now: i64,
+        audit: &NewAuditEntry,
+    ) -> StoreResult<()>;
+
+    /// Records a signing key.
+    fn add_signing_key(
+        &self,
+        key: &SigningKeyRecord,
+        retire_others_at: Option<i64>,
+        audit: &NewAuditEntry,
+    ) -> StoreResult<()>;
+    /// All signing keys.
+    fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>>;
+    /// Revokes a signing key.
+    fn revoke_signing_key(&self, kid: &str, now: i64, audit: &NewAuditEntry) -> StoreResult<()>;
+
+    /// Appends an audit entry on its own.
+    fn append_audit(&self, entry: &NewAuditEntry) -> StoreResult<()>;
+    /// Audit entries in order.
+    fn audit(&self, query: &AuditQuery) -> StoreResult<Vec<AuditEntry>>;
+
+    /// Removes expired nonces and DPoP ids; returns rows removed.
+    fn sweep(&self, now: i64) -> StoreResult<u64>;
+}

@@ -1,0 +1,81 @@
+-- attest-broker schema, version 1. Times are unix seconds; hashes are raw bytes.
+CREATE TABLE IF NOT EXISTS tenants (
+    id              TEXT PRIMARY KEY,
+    created_at      INTEGER NOT NULL,
+    revoked_before  INTEGER
+);
+CREATE TABLE IF NOT EXISTS admin_credentials (
+    id          TEXT PRIMARY KEY,
+    tenant      TEXT REFERENCES tenants(id),
+    hash        BLOB NOT NULL,
+    created_at  INTEGER NOT NULL,
+    revoked_at  INTEGER
+);
+CREATE TABLE IF NOT EXISTS policies (
+    tenant      TEXT NOT NULL REFERENCES tenants(id),
+    class       TEXT NOT NULL,
+    version     INTEGER NOT NULL,
+    body        TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    PRIMARY KEY (tenant, class, version)
+);
+CREATE TABLE IF NOT EXISTS agents (
+    tenant          TEXT NOT NULL REFERENCES tenants(id),
+    agent_id        TEXT NOT NULL,
+    class           TEXT NOT NULL,
+    created_at      INTEGER NOT NULL,
+    revoked_before  INTEGER,
+    PRIMARY KEY (tenant, agent_id)
+);
+CREATE TABLE IF NOT EXISTS bootstrap_credentials (
+    id          TEXT PRIMARY KEY,
+    tenant      TEXT NOT NULL,
+    agent_id    TEXT NOT NULL,
+    hash        BLOB NOT NULL,
+    created_at  INTEGER NOT NULL,
+    expires_at  INTEGER,
+    revoked_at  INTEGER,
+    FOREIGN KEY (tenant, agent_id) REFERENCES agents(tenant, agent_id)
+);
+CREATE TABLE IF NOT EXISTS nonces (
+    hash        BLOB PRIMARY KEY,
+    expires_at  INTEGER NOT NULL,
+    used_at     INTEGER
+);
+CREATE INDEX IF NOT EXISTS nonces_expiry ON nonces(expires_at);
+CREATE TABLE IF NOT EXISTS dpop_jtis (
+    hash        BLOB PRIMARY KEY,
+    expires_at  INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tokens (
+    jti         TEXT PRIMARY KEY,
+    tenant      TEXT NOT NULL,
+    agent_id    TEXT NOT NULL,
+    kid         TEXT NOT NULL,
+    iat         INTEGER NOT NULL,
+    exp         INTEGER NOT NULL,
+    attested_at INTEGER NOT NULL,
+    jkt         TEXT NOT NULL,
+    revoked_at  INTEGER
+);
+CREATE INDEX IF NOT EXISTS tokens_exp ON tokens(exp);
+CREATE TABLE IF NOT EXISTS signing_keys (
+    kid         TEXT PRIMARY KEY,
+    public_jwk  TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    retired_at  INTEGER,
+    revoked_at  INTEGER
+);
+CREATE TABLE IF NOT EXISTS audit (
+    seq         INTEGER PRIMARY KEY,
+    at          INTEGER NOT NULL,
+    tenant      TEXT,
+    actor       TEXT NOT NULL,
+    action      TEXT NOT NULL,
+    subject     TEXT NOT NULL,
+    decision    TEXT NOT NULL,
+    details     TEXT NOT NULL,
+    prev_hash   BLOB NOT NULL,
+    hash        BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_tenant ON audit(tenant, seq);

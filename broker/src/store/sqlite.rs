@@ -1,0 +1,726 @@
+//! The embedded default store: one SQLite file in WAL mode.
+//!
+//! `synchronous=NORMAL` in WAL mode loses no committed transaction when the process dies
+//! (kill -9): a commit is in the WAL file before the call returns. Only a power loss can cost
+//! the last transactions; set `synchronous = "full"` in the config where that matters.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+
+use super::{
+    AdminCredential, Agent, AuditQuery, BootstrapCredential, NonceUse, PolicyRecord, Revocation,
+    SigningKeyRecord, Store, StoreError, StoreResult, Tenant, TokenRecord,
+};
+use crate::audit::{self, AuditEntry, NewAuditEntry};
+
+/// The schema, applied idempotently at start.
+const SCHEMA: &str = include_str!("schema.sql");
+/// Schema version stored in `PRAGMA user_version`.
+const SCHEMA_VERSION: i64 = 1;
+
+/// SQLite-backed [`Store`].
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SqliteStore")
+    }
+}
+
+fn db(e: rusqlite::Error) -> StoreError {
+    match e {
+        rusqlite::Error::SqliteFailure(err, _)
+            if err.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            StoreError::Conflict
+        }
+        other => StoreError::Database(other.to_string()),
+    }
+}
+
+fn hash32(bytes: Vec<u8>) -> StoreResult<[u8; 32]> {
+    bytes
+        .try_into()
+        .map_err(|_| StoreError::Corrupt("hash is not 32 bytes".into()))
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file; `full_sync` trades speed for durability
+    /// across power loss.
+    pub fn open(path: &Path, full_sync: bool) -> StoreResult<Self> {
+        let conn = Connection::open(path).map_err(db)?;
+        Self::configure(conn, full_sync)
+    }
+
+    /// An in-memory database (tests).
+    pub fn in_memory() -> StoreResult<Self> {
+        Self::configure(Connection::open_in_memory().map_err(db)?, false)
+    }
+
+    fn configure(conn: Connection, full_sync: bool) -> StoreResult<Self> {
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(db)?;
+        conn.pragma_update(
+            None,
+            "synchronous",
+            if full_sync { "FULL" } else { "NORMAL" },
+        )
+        .map_err(db)?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(db)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(db)?;
+        let store = SqliteStore {
+            conn: Mutex::new(conn),
+        };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Connection) -> StoreResult<T>) -> StoreResult<T> {
+        let mut conn = self
+            .conn
+            .lock()
+            .map_err(|_| StoreError::Database("connection lock poisoned".into()))?;
+        f(&mut conn)
+    }
+
+    fn tx<T>(&self, f: impl FnOnce(&Transaction<'_>) -> StoreResult<T>) -> StoreResult<T> {
+        self.with(|conn| {
+            let tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(db)?;
+            let out = f(&tx)?;
+            tx.commit().map_err(db)?;
+            Ok(out)
+        })
+    }
+}
+
+/// Appends an audit entry inside `tx`, chaining it to the current head.
+fn append(tx: &Transaction<'_>, entry: &NewAuditEntry) -> StoreResult<()> {
+    let head: Option<(i64, Vec<u8>)> = tx
+        .query_row(
+            "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()
+        .map_err(db)?;
+    let (seq, prev) = match head {
+        Some((seq, hash)) => (seq + 1, hash32(hash)?),
+        None => (1, audit::GENESIS),
+    };
+    let hash = audit::entry_hash(seq, entry, &prev);
+    tx.execute(
+        "INSERT INTO audit (seq, at, tenant, actor, action, subject, decision, details, prev_hash, hash)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        params![
+            seq,
+            entry.at,
+            entry.tenant,
+            entry.actor,
+            entry.action,
+            entry.subject,
+            entry.decision,
+            entry.details.to_string(),
+            prev.as_slice(),
+            hash.as_slice()
+        ],
+    )
+    .map_err(db)?;
+    Ok(())
+}
+
+fn tenant_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Tenant> {
+    Ok(Tenant {
+        id: r.get(0)?,
+        created_at: r.get(1)?,
+        revoked_before: r.get(2)?,
+    })
+}
+
+fn agent_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Agent> {
+    Ok(Agent {
+        tenant: r.get(0)?,
+        agent_id: r.get(1)?,
+        class: r.get(2)?,
+        created_at: r.get(3)?,
+        revoked_before: r.get(4)?,
+    })
+}
+
+fn token_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TokenRecord> {
+    Ok(TokenRecord {
+        jti: r.get(0)?,
+        tenant: r.get(1)?,
+        agent_id: r.get(2)?,
+        kid: r.get(3)?,
+        iat: r.get(4)?,
+        exp: r.get(5)?,
+        attested_at: r.get(6)?,
+        jkt: r.get(7)?,
+        revoked_at: r.get(8)?,
+    })
+}
+
+impl Store for SqliteStore {
+    fn migrate(&self) -> StoreResult<()> {
+        self.with(|conn| {
+            let version: i64 = conn
+                .pragma_query_value(None, "user_version", |r| r.get(0))
+                .map_err(db)?;
+            if version > SCHEMA_VERSION {
+                return Err(StoreError::Database(format!(
+                    "database schema version {version} is newer than this broker ({SCHEMA_VERSION})"
+                )));
+            }
+            conn.execute_batch(SCHEMA).map_err(db)?;
+            conn.pragma_update(None, "user_version", SCHEMA_VERSION)
+                .map_err(db)
+        })
+    }
+
+    fn create_tenant(&self, tenant: &Tenant, audit: &NewAuditEntry) -> StoreResult<()> {
+        self.tx(|tx| {
+            tx.execute(
+                "INSERT INTO tenants (id, created_at) VALUES (?1, ?2)",
+                params![tenant.id, tenant.created_at],
+            )
+            .map_err(db)?;
+            append(tx, audit)
+        })
+    }
+
+    fn tenant(&self, id: &str) -> StoreResult<Option<Tenant>> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT id, created_at, revoked_before FROM tenants WHERE id = ?1",
+                [id],
+                tenant_row,
+            )
+            .optional()
+            .map_err(db)
+        })
+    }
+
+    fn tenants(&self) -> StoreResult<Vec<Tenant>> {
+        self.with(|c| {
+            let mut stmt = c
+                .prepare("SELECT id, created_at, revoked_before FROM tenants ORDER BY id")
+                .map_err(db)?;
+            let rows = stmt.query_map([], tenant_row).map_err(db)?;
+            rows.collect::<Result<_, _>>().map_err(db)
+        })
+    }
+
+    fn add_admin_credential(
+        &self,
+        cred: &AdminCredential,
+        audit: &NewAuditEntry,
+    ) -> StoreResult<()> {
+        self.tx(|tx| {
+            tx.execute(
+                "INSERT INTO admin_credentials (id, tenant, hash, created_at) VALUES (?1, ?2, ?3, ?4)",
+                params![cred.id, cred.tenant, cred.hash.as_slice(), audit.at],
+            )
+            .map_err(db)?;
+            append(tx, audit)
+        })
+    }
+
+    fn admin_credential(&self, id: &str) -> StoreResult<Option<AdminCredential>> {
+        let row = self.with(|c| {
+            c.query_row(
+                "SELECT id, tenant, hash, revoked_at FROM admin_credentials WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, Vec<u8>>(2)?, r.get(3)?)),
+            )
+            .optional()
+            .map_err(db)
+        })?;
+        row.map(|(id, tenant, hash, revoked_at)| {
+            Ok(AdminCredential {
+                id,
+                tenant,
+                hash: hash32(hash)?,
+                revoked_at,
+            })
+        })
+        .transpose()
+    }
+
+    fn put_policy(
+        &self,
+        tenant: &str,
+        class: &str,
+        body: &serde_json::Value,
+        now: i64,
+        audit: &NewAuditEntry,
+    ) -> StoreResult<i64> {
+        self.tx(|tx| {
+            let version: i64 = tx
+                .query_row(
+                    "SELECT COALESCE(MAX(version), 0) + 1 FROM policies WHERE tenant = ?1 AND class = ?2",
+                    params![tenant, class],
+                    |r| r.get(0),
+                )
+                .map_err(db)?;
+            tx.execute(
+                "INSERT INTO policies (tenant, class, version, body, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![tenant, class, version, body.to_string(), now],
+            )
+            .map_err(db)?;
+            let mut audit = audit.clone();
+            if let serde_json::Value::Object(map) = &mut audit.details {
+                map.insert("version".into(), version.into());
+            }
+            append(tx, &audit)?;
+            Ok(version)
+        })
+    }
+
+    fn policy(
+        &self,
+        tenant: &str,
+        class: &str,
+        version: Option<i64>,
+    ) -> StoreResult<Option<PolicyRecord>> {
+        let row = self.with(|c| {
+            let q = "SELECT tenant, class, version, body, created_at FROM policies
+                     WHERE tenant = ?1 AND class = ?2 AND (?3 IS NULL OR version = ?3)
+                     ORDER BY version DESC LIMIT 1";
+            c.query_row(q, params![tenant, class, version], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get(4)?,
+                ))
+            })
+            .optional()
+            .map_err(db)
+        })?;
+        row.map(|(tenant, class, version, body, created_at)| {
+            Ok(PolicyRecord {
+                tenant,
+                class,
+                version,
+                body: serde_json::from_str(&body)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                created_at,
+            })
+        })
+        .transpose()
+    }
+
+    fn create_agent(&self, agent: &Agent, audit: &NewAuditEntry) -> StoreResult<()> {
+        self.tx(|tx| {
+            tx.execute(
+                "INSERT INTO agents (tenant, agent_id, class, created_at) VALUES (?1, ?2, ?3, ?4)",
+                params![agent.tenant, agent.agent_id, agent.class, agent.created_at],
+            )
+            .map_err(db)?;
+            append(tx, audit)
+        })
+    }
+
+    fn agent(&self, tenant: &str, agent_id: &str) -> StoreResult<Option<Agent>> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT tenant, agent_id, class, created_at, revoked_before FROM agents
+                 WHERE tenant = ?1 AND agent_id = ?2",
+                params![tenant, agent_id],
+                agent_row,
+            )
+            .optional()
+            .map_err(db)
+        })
+    }
+
+    fn agents(&self, tenant: &str) -> StoreResult<Vec<Agent>> {
+        self.with(|c| {
+            let mut stmt = c
+                .prepare(
+                    "SELECT tenant, agent_id, class, created_at, revoked_before FROM agents
+                     WHERE tenant = ?1 ORDER BY agent_id",
+                )
+                .map_err(db)?;
+            let rows = stmt.query_map([tenant], agent_row).map_err(db)?;
+            rows.collect::<Result<_, _>>().map_err(db)
+        })
+    }
+
+    fn add_bootstrap_credential(
+        &self,
+        cred: &BootstrapCredential,
+        replace: bool,
+        audit: &NewAuditEntry,
+    ) -> StoreResult<()> {
+        self.tx(|tx| {
+            if replace {
+                tx.execute(
+                    "UPDATE bootstrap_credentials SET revoked_at = ?3
+                     WHERE tenant = ?1 AND agent_id = ?2 AND revoked_at IS NULL",
+                    params![cred.tenant, cred.agent_id, cred.created_at],
+                )
+                .map_err(db)?;
+            }
+            tx.execute(
+                "INSERT INTO bootstrap_credentials (id, tenant, agent_id, hash, created_at, expires_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    cred.id,
+                    cred.tenant,
+                    cred.agent_id,
+                    cred.hash.as_slice(),
+                    cred.created_at,
+                    cred.expires_at
+                ],
+            )
+            .map_err(db)?;
+            append(tx, audit)
+        })
+    }
+
+    fn bootstrap_credential(&self, id: &str) -> StoreResult<Option<BootstrapCredential>> {
+        let row = self.with(|c| {
+            c.query_row(
+                "SELECT id, tenant, agent_id, hash, created_at, expires_at, revoked_at
+                 FROM bootstrap_credentials WHERE id = ?1",
+                [id],
+                |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get::<_, Vec<u8>>(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                        r.get(6)?,
+                    ))
+                },
+            )
+            .optional()
+            .map_err(db)
+        })?;
+        row.map(
+            |(id, tenant, agent_id, hash, created_at, expires_at, revoked_at)| {
+                Ok(BootstrapCredential {
+                    id,
+                    tenant,
+                    agent_id,
+                    hash: hash32(hash)?,
+                    created_at,
+                    expires_at,
+                    revoked_at,
+                })
+            },
+        )
+        .transpose()
+    }
+
+    fn revoke_bootstrap_credential(
+        &self,
+        tenant: &str,
+        id: &str,
+        now: i64,
+        audit: &NewAuditEntry,
+    ) -> StoreResult<()> {
+        self.tx(|tx| {
+            let n = tx
+                .execute(
+                    "UPDATE bootstrap_credentials SET revoked_at = COALESCE(revoked_at, ?3)
+                     WHERE tenant = ?1 AND id = ?2",
+                    params![tenant, id, now],
+                )
+                .map_err(db)?;
+            if n == 0 {
+                return Err(StoreError::NotFound);
+            }
+            append(tx, audit)
+        })
+    }
+
+    fn put_nonce(
+        &self,
+        nonce_hash: &[u8; 32],
+        expires_at: i64,
+        audit: Option<&NewAuditEntry>,
+    ) -> StoreResult<()> {
+        self.tx(|tx| {
+            tx.execute(
+                "INSERT INTO nonces (hash, expires_at) VALUES (?1, ?2)",
+                params![nonce_hash.as_slice(), expires_at],
+            )
+            .map_err(db)?;
+            match audit {
+                Some(entry) => append(tx, entry),
+                None => Ok(()),
+            }
+        })
+    }
+
+    fn use_nonce(&self, nonce_hash: &[u8; 32], now: i64) -> StoreResult<NonceUse> {
+        self.tx(|tx| {
+            let row: Option<(i64, Option<i64>)> = tx
+                .query_row(
+                    "SELECT expires_at, used_at FROM nonces WHERE hash = ?1",
+                    [nonce_hash.as_slice()],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()
+                .map_err(db)?;
+            let outcome = match row {
+                None => NonceUse::Unknown,
+                Some((_, Some(_))) => NonceUse::Replayed,
+                Some((expires_at, None)) if expires_at < now => NonceUse::Expired,
+                Some(_) => NonceUse::Fresh,
+            };
+            if matches!(outcome, NonceUse::Fresh | NonceUse::Expired) {
+                tx.execute(
+                    "UPDATE nonces SET used_at = ?2 WHERE hash = ?1",
+                    params![nonce_hash.as_slice(), now],
+                )
+                .map_err(db)?;
+            }
+            Ok(outcome)
+        })
+    }
+
+    fn outstanding_nonces(&self, now: i64) -> StoreResult<i64> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT COUNT(*) FROM nonces WHERE used_at IS NULL AND expires_at >= ?1",
+                [now],
+                |r| r.get(0),
+            )
+            .map_err(db)
+        })
+    }
+
+    fn use_dpop_jti(&self, jti_hash: &[u8; 32], expires_at: i64) -> StoreResult<bool> {
+        self.with(|c| {
+            let n = c
+                .execute(
+                    "INSERT OR IGNORE INTO dpop_jtis (hash, expires_at) VALUES (?1, ?2)",
+                    params![jti_hash.as_slice(), expires_at],
+                )
+                .map_err(db)?;
+            Ok(n == 1)
+        })
+    }
+
+    fn issue_token(&self, t: &TokenRecord, audit: &NewAuditEntry) -> StoreResult<()> {
+        self.tx(|tx| {
+            tx.execute(
+                "INSERT INTO tokens (jti, tenant, agent_id, kid, iat, exp, attested_at, jkt)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    t.jti,
+                    t.tenant,
+                    t.agent_id,
+                    t.kid,
+                    t.iat,
+                    t.exp,
+                    t.attested_at,
+                    t.jkt
+                ],
+            )
+            .map_err(db)?;
+            append(tx, audit)
+        })
+    }
+
+    fn token(&self, jti: &str) -> StoreResult<Option<TokenRecord>> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT jti, tenant, agent_id, kid, iat, exp, attested_at, jkt, revoked_at
+                 FROM tokens WHERE jti = ?1",
+                [jti],
+                token_row,
+            )
+            .optional()
+            .map_err(db)
+        })
+    }
+
+    fn active_tokens(&self, now: i64) -> StoreResult<i64> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT COUNT(*) FROM tokens WHERE exp > ?1 AND revoked_at IS NULL",
+                [now],
+                |r| r.get(0),
+            )
+            .map_err(db)
+        })
+    }
+
+    fn revoke(
+        &self,
+        tenant: &str,
+        what: &Revocation,
+        now: i64,
+        audit: &NewAuditEntry,
+    ) -> StoreResult<()> {
+        self.tx(|tx| {
+            let n = match what {
+                Revocation::Token { jti } => tx
+                    .execute(
+                        "UPDATE tokens SET revoked_at = COALESCE(revoked_at, ?3) WHERE tenant = ?1 AND jti = ?2",
+                        params![tenant, jti, now],
+                    )
+                    .map_err(db)?,
+                Revocation::Agent { agent_id } => {
+                    tx.execute(
+                        "UPDATE bootstrap_credentials SET revoked_at = COALESCE(revoked_at, ?3)
+                         WHERE tenant = ?1 AND agent_id = ?2",
+                        params![tenant, agent_id, now],
+                    )
+                    .map_err(db)?;
+                    tx.execute(
+                        "UPDATE agents SET revoked_before = ?3 WHERE tenant = ?1 AND agent_id = ?2",
+                        params![tenant, agent_id, now],
+                    )
+                    .map_err(db)?
+                }
+                Revocation::Tenant => tx
+                    .execute(
+                        "UPDATE tenants SET revoked_before = ?2 WHERE id = ?1",
+                        params![tenant, now],
+                    )
+                    .map_err(db)?,
+            };
+            if n == 0 {
+                return Err(StoreError::NotFound);
+            }
+            append(tx, audit)
+        })
+    }
+
+    fn add_signing_key(
+        &self,
+        key: &SigningKeyRecord,
+        retire_others_at: Option<i64>,
+        audit: &NewAuditEntry,
+    ) -> StoreResult<()> {
+        self.tx(|tx| {
+            if let Some(at) = retire_others_at {
+                tx.execute(
+                    "UPDATE signing_keys SET retired_at = ?1 WHERE retired_at IS NULL",
+                    [at],
+                )
+                .map_err(db)?;
+            }
+            tx.execute(
+                "INSERT INTO signing_keys (kid, public_jwk, created_at) VALUES (?1, ?2, ?3)",
+                params![key.kid, key.public_jwk, key.created_at],
+            )
+            .map_err(db)?;
+            append(tx, audit)
+        })
+    }
+
+    fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>> {
+        self.with(|c| {
+            let mut stmt = c
+                .prepare(
+                    "SELECT kid, public_jwk, created_at, retired_at, revoked_at FROM signing_keys
+                     ORDER BY created_at, kid",
+                )
+                .map_err(db)?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok(SigningKeyRecord {
+                        kid: r.get(0)?,
+                        public_jwk: r.get(1)?,
+                        created_at: r.get(2)?,
+                        retired_at: r.get(3)?,
+                        revoked_at: r.get(4)?,
+                    })
+                })
+                .map_err(db)?;
+            rows.collect::<Result<_, _>>().map_err(db)
+        })
+    }
+
+    fn revoke_signing_key(&self, kid: &str, now: i64, audit: &NewAuditEntry) -> StoreResult<()> {
+        self.tx(|tx| {
+            let n = tx
+                .execute(
+                    "UPDATE signing_keys SET revoked_at = COALESCE(revoked_at, ?2),
+                            retired_at = COALESCE(retired_at, ?2) WHERE kid = ?1",
+                    params![kid, now],
+                )
+                .map_err(db)?;
+            if n == 0 {
+                return Err(StoreError::NotFound);
+            }
+            append(tx, audit)
+        })
+    }
+
+    fn append_audit(&self, entry: &NewAuditEntry) -> StoreResult<()> {
+        self.tx(|tx| append(tx, entry))
+    }
+
+    fn audit(&self, query: &AuditQuery) -> StoreResult<Vec<AuditEntry>> {
+        self.with(|c| {
+            let mut stmt = c
+                .prepare(
+                    "SELECT seq, at, tenant, actor, action, subject, decision, details, prev_hash, hash
+                     FROM audit WHERE seq > ?1 AND (?2 IS NULL OR tenant = ?2)
+                     ORDER BY seq LIMIT ?3",
+                )
+                .map_err(db)?;
+            let rows = stmt
+                .query_map(params![query.after_seq, query.tenant, query.limit], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        NewAuditEntry {
+                            at: r.get(1)?,
+                            tenant: r.get(2)?,
+                            actor: r.get(3)?,
+                            action: r.get(4)?,
+                            subject: r.get(5)?,
+                            decision: r.get(6)?,
+                            details: serde_json::Value::Null,
+                        },
+                        r.get::<_, String>(7)?,
+                        r.get::<_, Vec<u8>>(8)?,
+                        r.get::<_, Vec<u8>>(9)?,
+                    ))
+                })
+                .map_err(db)?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (seq, mut entry, details, prev, hash) = row.map_err(db)?;
+                entry.details = serde_json::from_str(&details)
+                    .map_err(|e| StoreError::Corrupt(format!("audit {seq} details: {e}")))?;
+                out.push(AuditEntry {
+                    seq,
+                    entry,
+                    prev_hash: hex::encode(prev),
+                    hash: hex::encode(hash),
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    fn sweep(&self, now: i64) -> StoreResult<u64> {
+        self.tx(|tx| {
+            let a = tx
+                .execute("DELETE FROM nonces WHERE expires_at < ?1 - 3600", [now])
+                .map_err(db)?;
+            let b = tx
+                .execute("DELETE FROM dpop_jtis WHERE expires_at < ?1", [now])
+                .map_err(db)?;
+            Ok((a + b) as u64)
+        })
+    }
+}
