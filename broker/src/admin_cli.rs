@@ -328,11 +328,18 @@ fn execute(args: &AdminArgs) -> Result<Outcome, String> {
             )?;
             match (reply, out) {
                 (Ok(mut body), Some(out)) => {
-                    let secret = body.get("secret").and_then(Value::as_str).unwrap_or_default().to_string();
+                    let secret = body
+                        .get("secret")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string();
                     crate::keys::write_private_file(out, format!("{secret}\n").as_bytes())
                         .map_err(|e| e.to_string())?;
                     if let Some(map) = body.as_object_mut() {
-                        map.insert("secret".into(), json!(format!("written to {}", out.display())));
+                        map.insert(
+                            "secret".into(),
+                            json!(format!("written to {}", out.display())),
+                        );
                     }
                     Ok(body)
                 }
@@ -416,8 +423,9 @@ fn fetch_all(api: &Api) -> Result<Vec<AuditEntry>, String> {
             Ok(body) => body,
             Err(body) => return Err(format!("the broker refused: {body}")),
         };
-        let entries: Vec<AuditEntry> = serde_json::from_value(page.get("entries").cloned().unwrap_or_default())
-            .map_err(|e| format!("unexpected audit page: {e}"))?;
+        let entries: Vec<AuditEntry> =
+            serde_json::from_value(page.get("entries").cloned().unwrap_or_default())
+                .map_err(|e| format!("unexpected audit page: {e}"))?;
         let Some(last) = entries.last() else {
             return Ok(all);
         };

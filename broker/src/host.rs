@@ -43,8 +43,12 @@ pub struct HeldToken {
 impl SimHost {
     /// A host whose chip is endorsed by `roots`.
     pub fn new(roots: &AmdRoots) -> Result<Self, String> {
+        Self::new_with_tcb(roots, TcbVersion::default_for(roots.generation()))
+    }
+
+    /// A host whose chip runs firmware at `tcb` (VCEK and report agree on it).
+    pub fn new_with_tcb(roots: &AmdRoots, tcb: TcbVersion) -> Result<Self, String> {
         let generation = roots.generation();
-        let tcb = TcbVersion::default_for(generation);
         let chip_id = default_chip_id(generation);
         let vcek = roots.issue_vcek(&chip_id, tcb).map_err(|e| e.to_string())?;
         let mut report = ReportBuilder::new(generation);
@@ -156,7 +160,10 @@ impl SimHost {
         let now = crate::service::now();
         let mut claims = json!({"jti": jti, "htm": method, "htu": url, "iat": now});
         if let (Some(token), Some(map)) = (token, claims.as_object_mut()) {
-            map.insert("ath".into(), jose::b64(&crypto::sha256(token.as_bytes())).into());
+            map.insert(
+                "ath".into(),
+                jose::b64(&crypto::sha256(token.as_bytes())).into(),
+            );
         }
         let header = json!({"alg": "ES256", "typ": "dpop+jwt", "jwk": self.jwk});
         let input = format!(

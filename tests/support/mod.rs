@@ -1,0 +1,228 @@
+//! Harness for end-to-end tests: the real `attest-broker` binary on loopback, each test with its
+//! own data directory and port.
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use attest_broker::client::{Body, Client, Reply};
+use attest_broker::host::SimHost;
+use serde_json::{json, Value};
+
+/// A running broker.
+pub struct Broker {
+    child: Option<Child>,
+    /// Base URL.
+    pub url: String,
+    /// Its data directory.
+    pub data: PathBuf,
+    /// Where its stderr (the log) goes.
+    pub log: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl Broker {
+    /// Starts a `--dev` broker in a fresh directory.
+    pub fn start() -> Broker {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("data");
+        let mut b = Broker::start_in(&data, tmp.path().join("broker.log"));
+        b._tmp = Some(tmp);
+        b
+    }
+
+    /// Starts a `--dev` broker on `data` and a free port, appending its log to `log`.
+    pub fn start_in(data: &Path, log: PathBuf) -> Broker {
+        Broker::start_at(data, log, "127.0.0.1:0")
+    }
+
+    /// Restarts on the same data and port (the issuer URL includes the port).
+    pub fn restart(&mut self) -> Broker {
+        self.kill9();
+        let addr = self.url.trim_start_matches("http://").to_string();
+        Broker::start_at(&self.data, self.log.clone(), &addr)
+    }
+
+    /// Starts (or restarts) a `--dev` broker on `data` listening on `listen`.
+    pub fn start_at(data: &Path, log: PathBuf, listen: &str) -> Broker {
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_attest-broker"))
+            .args(["serve", "--dev", "--listen", listen, "--data-dir"])
+            .arg(data)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log_file))
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| {
+                panic!(
+                    "broker did not start; log: {}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                )
+            });
+        let ready: Value = serde_json::from_str(&line).unwrap_or_else(|_| {
+            panic!(
+                "unexpected first line {line:?}; log: {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            )
+        });
+        let url = format!("http://{}", ready["listening"].as_str().unwrap());
+        Broker {
+            child: Some(child),
+            url,
+            data: data.to_path_buf(),
+            log,
+            _tmp: None,
+        }
+    }
+
+    /// An unauthenticated client.
+    pub fn client(&self) -> Client {
+        Client::new(&self.url)
+    }
+
+    /// The global admin credential the broker wrote at first start.
+    pub fn admin_credential(&self) -> String {
+        std::fs::read_to_string(self.data.join("admin-credential"))
+            .unwrap()
+            .trim()
+            .to_string()
+    }
+
+    /// An admin API call with `credential`.
+    pub fn admin_call(&self, credential: &str, method: &str, path: &str, body: Body) -> Reply {
+        let auth = format!("Bearer {credential}");
+        self.client()
+            .send(method, path, &[("authorization", &auth)], body)
+            .unwrap()
+    }
+
+    /// An admin API call with the global credential; asserts success.
+    pub fn admin(&self, method: &str, path: &str, body: Body) -> Value {
+        let reply = self.admin_call(&self.admin_credential(), method, path, body);
+        assert!(
+            reply.ok(),
+            "{method} {path}: {} {}",
+            reply.status,
+            reply.body
+        );
+        reply.body
+    }
+
+    /// A simulated SEV-SNP host under this broker's simulated roots.
+    pub fn host(&self) -> SimHost {
+        SimHost::from_roots_dir(&self.data.join("simulated-amd")).unwrap()
+    }
+
+    /// Creates tenant `tenant` (if needed), a policy for `class`, an agent, and returns the
+    /// agent's bootstrap secret.
+    pub fn enroll(&self, tenant: &str, class: &str, policy: Value, agent: &str) -> String {
+        let reply = self.admin_call(
+            &self.admin_credential(),
+            "POST",
+            "/v1/admin/tenants",
+            Body::Json(json!({"id": tenant})),
+        );
+        assert!(
+            reply.ok() || reply.status == 409,
+            "{} {}",
+            reply.status,
+            reply.body
+        );
+        self.admin(
+            "PUT",
+            &format!("/v1/admin/tenants/{tenant}/policies/{class}"),
+            Body::Json(policy),
+        );
+        self.admin(
+            "POST",
+            &format!("/v1/admin/tenants/{tenant}/agents"),
+            Body::Json(json!({"agent_id": agent, "class": class})),
+        );
+        let issued = self.admin(
+            "POST",
+            &format!("/v1/admin/tenants/{tenant}/agents/{agent}/bootstrap-credentials"),
+            Body::Empty,
+        );
+        issued["secret"].as_str().unwrap().to_string()
+    }
+
+    /// The broker's log so far.
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGKILL, no chance to clean up.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM and wait for a clean exit; returns the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().unwrap();
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "broker did not stop after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Whether the process is still running.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// A policy admitting `host`'s measurement from simulated roots.
+pub fn policy_for(host: &SimHost) -> Value {
+    json!({
+        "audiences": ["tools"],
+        "scopes": ["tools:{agent_id}:invoke"],
+        "allow_simulated": true,
+        "token_ttl_secs": 300,
+        "sev_snp": {"measurements": [host.measurement()], "allow_debug": false, "max_vmpl": 0,
+                    "min_tcb": {"bootloader": 4, "snp": 24, "microcode": 219}},
+        "budget": {"max_tool_calls": 50}
+    })
+}
