@@ -15,4 +15,11 @@ for dir in "$vectors"/snp/*/; do
     { printf '\xa0\x04'; cat "$dir/report.bin" "$cert"; } > "$here/corpus/snp_verify/$name-$(basename "$cert")"
   done
 done
+mkdir -p "$here/corpus/nitro_doc"
+for dir in "$vectors"/nitro/*/; do
+  name=$(basename "$dir")
+  cp "$dir/attestation_doc.cose" "$here/corpus/nitro_doc/$name.cose"
+  # The same document as base64 text, to exercise decode_input.
+  base64 -w 76 "$dir/attestation_doc.cose" > "$here/corpus/nitro_doc/$name.b64"
+done
 echo "seeded $(find "$here/corpus" -type f | wc -l) corpus files from $vectors"

@@ -41,7 +41,11 @@ fn bench(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("nitro");
     group.bench_function("p384_verify_bare", |b| {
-        b.iter(|| unparsed.verify(black_box(&signed), black_box(&sig)).unwrap())
+        b.iter(|| {
+            unparsed
+                .verify(black_box(&signed), black_box(&sig))
+                .unwrap()
+        })
     });
     group.bench_function("p384_verify_bare_parsed_key", |b| {
         b.iter(|| key.verify_sig(black_box(&signed), black_box(&sig)).unwrap())

@@ -61,6 +61,7 @@ impl std::fmt::Display for Tee {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "tee")]
 #[non_exhaustive]
+#[allow(clippy::large_enum_variant)] // claims are built once per verification and moved, not copied
 pub enum Claims {
     /// Claims from an AMD SEV-SNP attestation report.
     #[serde(rename = "sev-snp")]

@@ -80,6 +80,9 @@ impl Sim {
     }
 }
 
+/// An edit of the payload map.
+type Edit<'a> = dyn Fn(&mut Vec<(Value, Value)>) + 'a;
+
 fn text(s: &str) -> Value {
     Value::Text(s.to_owned())
 }
@@ -369,7 +372,7 @@ fn payload_fields_are_checked_for_type_and_size() {
     let sim = Sim::new();
     let int = |n: i64| Value::Integer(n.into());
     let bytes = |n: usize| Value::Bytes(vec![0xAB; n]);
-    let cases: Vec<(&str, Box<dyn Fn(&mut Vec<(Value, Value)>)>, &str)> = vec![
+    let cases: Vec<(&str, Box<Edit<'static>>, &str)> = vec![
         (
             "module_id empty",
             Box::new(|m| set(m, "module_id", text(""))),
@@ -624,7 +627,7 @@ fn payload_fields_are_checked_for_type_and_size() {
     }
 
     // Limits are inclusive, optional fields may be absent, and field order does not matter.
-    let doc = |edit: &dyn Fn(&mut Vec<(Value, Value)>)| {
+    let doc = |edit: &Edit<'_>| {
         let mut map = sim.builder().payload_value().into_map().unwrap();
         edit(&mut map);
         sim.sign_map(map)

@@ -152,36 +152,44 @@ const CACHE_CAPACITY: usize = 4096;
 
 /// Verified chains keyed by the fingerprints of the exact certificates: SHA-256 over the
 /// SHA-256 of the enclave certificate and of each `cabundle` entry in order.
+///
+/// A chain is inserted only after a document signed under it has fully verified
+/// ([`ChainCache::insert`] is the caller's last step), so documents with broken signatures —
+/// including ones carrying re-encoded variants of real certificates, which a lenient DER
+/// parser may accept — can neither fill nor flush the cache.
 #[derive(Debug, Default)]
 pub(crate) struct ChainCache {
     entries: RwLock<HashMap<[u8; 32], Arc<VerifiedChain>>>,
 }
 
+/// The cache key of a chain.
+pub(crate) type ChainKey = [u8; 32];
+
 impl ChainCache {
-    /// The verified chain for these certificates, from the cache or by verifying it now.
-    pub fn get_or_verify(
+    /// The key of these certificates, and their verified chain if it is cached.
+    pub fn lookup(
         &self,
         leaf: &[u8],
         cabundle: &[Vec<u8>],
-        anchors: &NitroTrustAnchors,
-    ) -> Result<Arc<VerifiedChain>, VerifyError> {
+    ) -> (ChainKey, Option<Arc<VerifiedChain>>) {
         let mut fingerprints = Vec::with_capacity(32 * (cabundle.len() + 1));
         fingerprints.extend_from_slice(&crypto::sha256(leaf));
         for der in cabundle {
             fingerprints.extend_from_slice(&crypto::sha256(der));
         }
         let key = crypto::sha256(&fingerprints);
-        if let Some(hit) = self.entries.read().ok().and_then(|m| m.get(&key).cloned()) {
-            return Ok(hit);
-        }
-        let chain = Arc::new(verify_chain(leaf, cabundle, anchors)?);
+        let hit = self.entries.read().ok().and_then(|m| m.get(&key).cloned());
+        (key, hit)
+    }
+
+    /// Caches a chain under which a document has just verified.
+    pub fn insert(&self, key: ChainKey, chain: Arc<VerifiedChain>) {
         if let Ok(mut map) = self.entries.write() {
-            if map.len() >= CACHE_CAPACITY {
+            if map.len() >= CACHE_CAPACITY && !map.contains_key(&key) {
                 map.clear();
             }
-            map.insert(key, Arc::clone(&chain));
+            map.insert(key, chain);
         }
-        Ok(chain)
     }
 
     /// Number of cached chains.

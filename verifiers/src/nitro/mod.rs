@@ -8,8 +8,9 @@
 //!
 //! [`NitroVerifier::verify`] runs, in order: document parsing ([`document::parse`]: COSE
 //! envelope, ES384 header, payload fields by type and size), the certificate chain (cached by
-//! certificate fingerprints), certificate validity at the verification time, the COSE
-//! signature, and the optional expected nonce and user data (exact length, never padded).
+//! certificate fingerprints once a document under it has verified), certificate validity at
+//! the verification time, the COSE signature, and the optional expected nonce and user data
+//! (exact length, never padded).
 //!
 //! Documents are CBOR; decoding goes through `ciborium` (bounded by a pre-scan, see `cbor`)
 //! and the COSE structure through `coset` (`docs/decisions/0003-cbor-cose.md`).
@@ -21,6 +22,7 @@ mod claims;
 pub mod document;
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use base64::Engine as _;
 
@@ -99,11 +101,19 @@ impl NitroVerifier {
         opts: &VerifyOptions<'_>,
     ) -> Result<VerifiedEvidence, VerifyError> {
         let document = document::parse(doc)?;
-        let chain =
-            self.cache
-                .get_or_verify(&document.certificate, &document.cabundle, &self.anchors)?;
+        let (key, cached) = self.cache.lookup(&document.certificate, &document.cabundle);
+        let chain = match cached {
+            Some(chain) => chain,
+            None => Arc::new(chain::verify_chain(
+                &document.certificate,
+                &document.cabundle,
+                &self.anchors,
+            )?),
+        };
         chain.check_valid_at(opts.at)?;
         check_signature(&document, &chain)?;
+        // The chain is cached only once a document signed under it verified.
+        self.cache.insert(key, Arc::clone(&chain));
         check_binding(document.nonce.as_deref(), opts.expected_nonce, "nonce")?;
         check_binding(
             document.user_data.as_deref(),
