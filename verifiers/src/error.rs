@@ -155,6 +155,68 @@ pub enum VerifyError {
         /// The field compared (report_data, nonce, …).
         field: &'static str,
     },
+    /// The PCR values supplied do not hash to the quote's pcrDigest.
+    #[error("tpm: the PCR values hash to {computed}, the quote's pcrDigest is {quoted}")]
+    TpmPcrDigest {
+        /// pcrDigest in the quote (hex).
+        quoted: String,
+        /// Digest of the supplied values (hex).
+        computed: String,
+    },
+    /// The attestation key's objectAttributes are not those of a restricted signing key that
+    /// never leaves its TPM.
+    #[error("tpm: AK objectAttributes {attributes:#010x}: {detail}")]
+    TpmAkAttributes {
+        /// TPMA_OBJECT of the AK.
+        attributes: u32,
+        /// Which rule failed.
+        detail: String,
+    },
+    /// A certified key's objectAttributes do not make it a TPM-bound signing key.
+    #[error("tpm: certified key objectAttributes {attributes:#010x}: {detail}")]
+    TpmKeyAttributes {
+        /// TPMA_OBJECT of the certified key.
+        attributes: u32,
+        /// Which rule failed.
+        detail: String,
+    },
+    /// The attestation's qualifiedSigner is not the expected qualified name.
+    #[error("tpm: qualifiedSigner {actual} is not the expected {expected}")]
+    TpmQualifiedSigner {
+        /// Expected qualified name (hex).
+        expected: String,
+        /// qualifiedSigner in the attestation (hex).
+        actual: String,
+    },
+    /// The attestation structure is of another type than the one being verified.
+    #[error("tpm: attestation type {actual:#06x}, expected {expected:#06x}")]
+    TpmAttestType {
+        /// TPM_ST expected (0x8018 quote, 0x8017 certify).
+        expected: u16,
+        /// TPM_ST found.
+        actual: u16,
+    },
+    /// TPM2_Certify vouches for another object than the key presented.
+    #[error("tpm: certified Name {actual} is not the Name of the presented key {expected}")]
+    TpmCertifiedName {
+        /// Name of the presented key (hex).
+        expected: String,
+        /// Name in the attestation (hex).
+        actual: String,
+    },
+    /// The measured-boot event log does not replay to the quoted PCR values.
+    #[error("tpm: event log: {detail}")]
+    TpmEventLog {
+        /// What does not match.
+        detail: String,
+    },
+    /// A credential (TPM2_MakeCredential) cannot be made, or the secret an attester returned
+    /// from TPM2_ActivateCredential is wrong.
+    #[error("tpm: credential: {detail}")]
+    TpmCredential {
+        /// What failed.
+        detail: String,
+    },
 }
 
 /// `"<prefix>.<suffix>"` for the evidence kind, as a `&'static str`.
@@ -194,6 +256,14 @@ impl VerifyError {
                 (Tee::AwsNitro, "user_data") => "nitro.user_data",
                 (Tee::AwsNitro, _) => "nitro.nonce",
             },
+            E::TpmPcrDigest { .. } => "tpm.pcr_digest",
+            E::TpmAkAttributes { .. } => "tpm.ak_attributes",
+            E::TpmKeyAttributes { .. } => "tpm.key_attributes",
+            E::TpmQualifiedSigner { .. } => "tpm.qualified_signer",
+            E::TpmAttestType { .. } => "tpm.attest_type",
+            E::TpmCertifiedName { .. } => "tpm.certified_name",
+            E::TpmEventLog { .. } => "tpm.event_log",
+            E::TpmCredential { .. } => "tpm.credential",
         }
     }
 

@@ -16,6 +16,7 @@ pub mod nitro;
 mod reader;
 pub mod snp;
 mod time;
+pub mod tpm;
 pub mod x509;
 
 use serde::Serialize;
@@ -69,6 +70,9 @@ pub enum Claims {
     /// Claims from an AWS Nitro Enclaves attestation document.
     #[serde(rename = "aws-nitro")]
     AwsNitro(nitro::NitroClaims),
+    /// Claims from a TPM 2.0 quote.
+    #[serde(rename = "tpm")]
+    Tpm(tpm::TpmClaims),
 }
 
 impl Claims {
@@ -77,6 +81,7 @@ impl Claims {
         match self {
             Claims::SevSnp(_) => Tee::SevSnp,
             Claims::AwsNitro(_) => Tee::AwsNitro,
+            Claims::Tpm(_) => Tee::Tpm,
         }
     }
 
@@ -85,6 +90,7 @@ impl Claims {
         match self {
             Claims::SevSnp(c) => c.debug,
             Claims::AwsNitro(c) => c.debug,
+            Claims::Tpm(_) => false,
         }
     }
 
@@ -93,6 +99,7 @@ impl Claims {
         match self {
             Claims::SevSnp(c) => c.report_data.as_slice(),
             Claims::AwsNitro(c) => c.nonce.as_ref().map_or(&[], |n| n.as_slice()),
+            Claims::Tpm(c) => c.nonce.as_slice(),
         }
     }
 }

@@ -278,6 +278,127 @@ impl PartialEq for Certificate {
 
 impl Eq for Certificate {}
 
+/// A public key read from a SubjectPublicKeyInfo (RFC 5280 4.1.2.7).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SubjectPublicKey {
+    /// rsaEncryption (RFC 8017 A.1.1): big-endian modulus and exponent, leading zeros removed.
+    Rsa {
+        /// The modulus n.
+        modulus: Vec<u8>,
+        /// The public exponent e.
+        exponent: Vec<u8>,
+    },
+    /// id-ecPublicKey on P-256 or P-384 (RFC 5480): the uncompressed SEC 1 point.
+    Ec {
+        /// [`KeyType::EcP256`] or [`KeyType::EcP384`].
+        curve: KeyType,
+        /// `04 ‖ X ‖ Y`.
+        point: Vec<u8>,
+    },
+}
+
+/// Upper bound on a public key file (an RSA-8192 SPKI in PEM is under 2 KiB).
+pub const MAX_PUBLIC_KEY_BYTES: usize = 16 * 1024;
+
+/// Parses one SubjectPublicKeyInfo: a PEM `PUBLIC KEY` block or DER, nothing else around it.
+pub fn parse_public_key(input: &[u8]) -> Result<SubjectPublicKey, VerifyError> {
+    const WHAT: &str = "SubjectPublicKeyInfo";
+    if input.len() > MAX_PUBLIC_KEY_BYTES {
+        return Err(VerifyError::malformed(
+            WHAT,
+            format!("{} bytes exceeds {MAX_PUBLIC_KEY_BYTES}", input.len()),
+        ));
+    }
+    let pem_der;
+    let der = if input.trim_ascii_start().starts_with(b"-----BEGIN") {
+        let mut blocks = x509_parser::pem::Pem::iter_from_buffer(input);
+        let pem = match (blocks.next(), blocks.next()) {
+            (Some(pem), None) => pem.map_err(|e| VerifyError::malformed(WHAT, e))?,
+            _ => {
+                return Err(VerifyError::malformed(
+                    WHAT,
+                    "expected exactly one PEM block",
+                ))
+            }
+        };
+        if pem.label != "PUBLIC KEY" {
+            return Err(VerifyError::malformed(
+                WHAT,
+                format!("unexpected PEM block {:?}", pem.label),
+            ));
+        }
+        pem_der = pem.contents;
+        pem_der.as_slice()
+    } else {
+        input
+    };
+    let (rest, spki) = x509_parser::x509::SubjectPublicKeyInfo::from_der(der)
+        .map_err(|e| VerifyError::malformed(WHAT, e))?;
+    if !rest.is_empty() {
+        return Err(VerifyError::TrailingData {
+            what: WHAT,
+            extra: rest.len(),
+        });
+    }
+    if spki.subject_public_key.unused_bits != 0 {
+        return Err(VerifyError::malformed(WHAT, "BIT STRING with unused bits"));
+    }
+    let key_type = key_type(
+        &spki.algorithm.algorithm,
+        spki.algorithm.parameters.as_ref(),
+    );
+    decode_public_key(key_type, &spki.subject_public_key.data)
+}
+
+fn decode_public_key(key_type: KeyType, bits: &[u8]) -> Result<SubjectPublicKey, VerifyError> {
+    const WHAT: &str = "subjectPublicKey";
+    let strip = |b: &[u8]| {
+        b.get(b.iter().take_while(|&&x| x == 0).count()..)
+            .unwrap_or_default()
+            .to_vec()
+    };
+    match key_type {
+        KeyType::Rsa => {
+            let (rest, key) = x509_parser::public_key::RSAPublicKey::from_der(bits)
+                .map_err(|e| VerifyError::malformed(WHAT, e))?;
+            if !rest.is_empty() {
+                return Err(VerifyError::TrailingData {
+                    what: WHAT,
+                    extra: rest.len(),
+                });
+            }
+            Ok(SubjectPublicKey::Rsa {
+                modulus: strip(key.modulus),
+                exponent: strip(key.exponent),
+            })
+        }
+        KeyType::EcP256 | KeyType::EcP384 => {
+            let expected = if key_type == KeyType::EcP256 { 65 } else { 97 };
+            if bits.len() != expected || bits.first() != Some(&4) {
+                return Err(VerifyError::malformed(
+                    WHAT,
+                    "EC point is not an uncompressed point on its curve",
+                ));
+            }
+            Ok(SubjectPublicKey::Ec {
+                curve: key_type,
+                point: bits.to_vec(),
+            })
+        }
+        KeyType::Other => Err(VerifyError::malformed(
+            WHAT,
+            "neither an RSA nor a P-256/P-384 key",
+        )),
+    }
+}
+
+impl Certificate {
+    /// The subject public key, decoded (RSA modulus/exponent or EC point).
+    pub fn subject_public_key(&self) -> Result<SubjectPublicKey, VerifyError> {
+        decode_public_key(self.key_type, &self.public_key)
+    }
+}
+
 /// Parses a bundle: PEM with one or more `CERTIFICATE` blocks, or DER (one certificate or
 /// several concatenated). Bounded by [`MAX_BUNDLE_BYTES`] and [`MAX_BUNDLE_CERTS`].
 pub fn parse_bundle(input: &[u8]) -> Result<Vec<Certificate>, VerifyError> {
