@@ -98,6 +98,14 @@ impl SigningKey {
     }
 }
 
+/// Verifies an ECDSA P-384/SHA-384 signature (`r ‖ s`): the cost of one SEV-SNP or Nitro
+/// evidence check, used by the load generator as its baseline.
+pub fn verify_p384_sha384(public_point: &[u8], message: &[u8], signature: &[u8]) -> bool {
+    UnparsedPublicKey::new(&aws_lc_rs::signature::ECDSA_P384_SHA384_FIXED, public_point)
+        .verify(message, signature)
+        .is_ok()
+}
+
 /// Verifies an ES256 signature (`r ‖ s`) with an uncompressed P-256 point.
 pub fn verify_es256(public_point: &[u8], message: &[u8], signature: &[u8]) -> bool {
     UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, public_point)

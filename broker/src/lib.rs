@@ -15,6 +15,7 @@ pub mod host;
 pub mod input;
 pub mod jose;
 pub mod keys;
+pub mod loadgen;
 pub mod metrics;
 pub mod policy;
 pub mod serve;

@@ -8,7 +8,7 @@
 use std::process::ExitCode;
 
 use attest_broker::cli::{self, Command};
-use attest_broker::{admin_cli, demo, host, serve, verify_cmd};
+use attest_broker::{admin_cli, demo, host, loadgen, serve, verify_cmd};
 use clap::Parser;
 
 fn main() -> ExitCode {
@@ -19,6 +19,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve_main(&args),
         Command::Admin(args) => admin_cli::run(&args),
         Command::SimHost(args) => host::run_cli(&args),
+        Command::Bench(args) => loadgen::run(&args),
     }
 }
 

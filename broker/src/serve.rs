@@ -81,6 +81,7 @@ pub async fn run(config: Config, dev: bool) -> Result<(), String> {
         max_body_bytes: config.limits.max_body_bytes,
         request_timeout: Duration::from_secs(config.limits.request_timeout_secs),
         max_concurrent_requests: config.limits.max_concurrent_requests,
+        inline_store: !config.storage.full_sync,
     };
     let state = AppState {
         store: store.clone(),
@@ -89,6 +90,10 @@ pub async fn run(config: Config, dev: bool) -> Result<(), String> {
         hmac_key: Arc::new(hmac_key),
         settings: Arc::new(settings),
         metrics: Arc::new(Metrics::default()),
+        outstanding_nonces: Arc::new(std::sync::atomic::AtomicI64::new(
+            store.outstanding_nonces(now).map_err(|e| e.to_string())?,
+        )),
+        policies: Arc::default(),
     };
     tokio::spawn(upkeep(state.clone()));
     let app = service::router(state);
@@ -144,11 +149,19 @@ async fn upkeep(state: AppState) {
         let now = service::now();
         let result = tokio::task::spawn_blocking(move || {
             store.sweep(now).map_err(|e| e.to_string())?;
-            keys.reload(store.as_ref()).map_err(|e| e.to_string())
+            keys.reload(store.as_ref()).map_err(|e| e.to_string())?;
+            store.outstanding_nonces(now).map_err(|e| e.to_string())
         })
-        .await;
-        if let Ok(Err(e)) | Err(e) = result.map_err(|e| e.to_string()) {
-            tracing::warn!(error = %e, "upkeep failed");
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r);
+        match result {
+            Ok(n) => state
+                .outstanding_nonces
+                .store(n, std::sync::atomic::Ordering::Relaxed),
+            Err(e) => {
+                tracing::warn!(error = %e, "upkeep failed");
+            }
         }
     }
 }

@@ -44,7 +44,14 @@ pub struct Settings {
     pub request_timeout: Duration,
     /// Requests processed at once.
     pub max_concurrent_requests: usize,
+    /// Run store calls on the async worker (fast, non-fsyncing commits) instead of the
+    /// blocking pool (needed when every commit waits for the disk).
+    pub inline_store: bool,
 }
+
+/// Parsed policies by (tenant, class, version).
+pub type PolicyCache =
+    std::sync::Mutex<std::collections::HashMap<(String, String, i64), Arc<crate::policy::Policy>>>;
 
 /// Everything a handler needs; cheap to clone.
 #[derive(Clone)]
@@ -61,6 +68,11 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// Prometheus metrics.
     pub metrics: Arc<Metrics>,
+    /// Outstanding challenge nonces issued by this replica (resynchronised from the store by
+    /// the upkeep task); a cheap flood guard for the unauthenticated challenge endpoint.
+    pub outstanding_nonces: Arc<std::sync::atomic::AtomicI64>,
+    /// Parsed policies by (tenant, class, version); versions are immutable.
+    pub policies: Arc<PolicyCache>,
 }
 
 impl AppState {
@@ -69,10 +81,49 @@ impl AppState {
         &self,
         f: impl FnOnce() -> Result<T, E> + Send + 'static,
     ) -> Result<T, ApiError> {
+        if self.settings.inline_store {
+            return f().map_err(Into::into);
+        }
         tokio::task::spawn_blocking(f)
             .await
             .map_err(|e| ApiError::Internal(format!("blocking task failed: {e}")))?
             .map_err(Into::into)
+    }
+
+    /// The latest policy for (tenant, class) and its version, parsed once per version.
+    pub async fn policy(
+        &self,
+        tenant: &str,
+        class: &str,
+    ) -> Result<Option<(Arc<crate::policy::Policy>, i64)>, ApiError> {
+        let store = self.store.clone();
+        let (t, c) = (tenant.to_string(), class.to_string());
+        let Some(version) = self
+            .blocking(move || store.latest_policy_version(&t, &c))
+            .await?
+        else {
+            return Ok(None);
+        };
+        let key = (tenant.to_string(), class.to_string(), version);
+        if let Some(p) = self.policies.lock().ok().and_then(|m| m.get(&key).cloned()) {
+            return Ok(Some((p, version)));
+        }
+        let store = self.store.clone();
+        let (t, c) = (tenant.to_string(), class.to_string());
+        let Some(record) = self
+            .blocking(move || store.policy(&t, &c, Some(version)))
+            .await?
+        else {
+            return Ok(None);
+        };
+        let policy = Arc::new(
+            crate::policy::Policy::from_json(&record.body)
+                .map_err(|e| ApiError::Internal(format!("stored policy invalid: {e}")))?,
+        );
+        if let Ok(mut map) = self.policies.lock() {
+            map.insert(key, policy.clone());
+        }
+        Ok(Some((policy, version)))
     }
 
     /// The current time, unix seconds.

@@ -213,6 +213,8 @@ pub trait Store: Send + Sync {
         now: i64,
         audit: &NewAuditEntry,
     ) -> StoreResult<i64>;
+    /// The latest version number of a policy, if any.
+    fn latest_policy_version(&self, tenant: &str, class: &str) -> StoreResult<Option<i64>>;
     /// The latest (or a given) version of a policy.
     fn policy(
         &self,

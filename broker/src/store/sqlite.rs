@@ -115,10 +115,8 @@ fn append(tx: &Transaction<'_>, entry: &NewAuditEntry) -> StoreResult<()> {
         None => (1, audit::GENESIS),
     };
     let hash = audit::entry_hash(seq, entry, &prev);
-    tx.execute(
-        "INSERT INTO audit (seq, at, tenant, actor, action, subject, decision, details, prev_hash, hash)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        params![
+    tx.prepare_cached("INSERT INTO audit (seq, at, tenant, actor, action, subject, decision, details, prev_hash, hash)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)").map_err(db)?.execute(params![
             seq,
             entry.at,
             entry.tenant,
@@ -186,31 +184,28 @@ impl Store for SqliteStore {
 
     fn create_tenant(&self, tenant: &Tenant, audit: &NewAuditEntry) -> StoreResult<()> {
         self.tx(|tx| {
-            tx.execute(
-                "INSERT INTO tenants (id, created_at) VALUES (?1, ?2)",
-                params![tenant.id, tenant.created_at],
-            )
-            .map_err(db)?;
+            tx.prepare_cached("INSERT INTO tenants (id, created_at) VALUES (?1, ?2)")
+                .map_err(db)?
+                .execute(params![tenant.id, tenant.created_at])
+                .map_err(db)?;
             append(tx, audit)
         })
     }
 
     fn tenant(&self, id: &str) -> StoreResult<Option<Tenant>> {
         self.with(|c| {
-            c.query_row(
-                "SELECT id, created_at, revoked_before FROM tenants WHERE id = ?1",
-                [id],
-                tenant_row,
-            )
-            .optional()
-            .map_err(db)
+            c.prepare_cached("SELECT id, created_at, revoked_before FROM tenants WHERE id = ?1")
+                .map_err(db)?
+                .query_row([id], tenant_row)
+                .optional()
+                .map_err(db)
         })
     }
 
     fn tenants(&self) -> StoreResult<Vec<Tenant>> {
         self.with(|c| {
             let mut stmt = c
-                .prepare("SELECT id, created_at, revoked_before FROM tenants ORDER BY id")
+                .prepare_cached("SELECT id, created_at, revoked_before FROM tenants ORDER BY id")
                 .map_err(db)?;
             let rows = stmt.query_map([], tenant_row).map_err(db)?;
             rows.collect::<Result<_, _>>().map_err(db)
@@ -223,9 +218,7 @@ impl Store for SqliteStore {
         audit: &NewAuditEntry,
     ) -> StoreResult<()> {
         self.tx(|tx| {
-            tx.execute(
-                "INSERT INTO admin_credentials (id, tenant, hash, created_at) VALUES (?1, ?2, ?3, ?4)",
-                params![cred.id, cred.tenant, cred.hash.as_slice(), audit.at],
+            tx.prepare_cached("INSERT INTO admin_credentials (id, tenant, hash, created_at) VALUES (?1, ?2, ?3, ?4)").map_err(db)?.execute(params![cred.id, cred.tenant, cred.hash.as_slice(), audit.at],
             )
             .map_err(db)?;
             append(tx, audit)
@@ -234,11 +227,13 @@ impl Store for SqliteStore {
 
     fn admin_credential(&self, id: &str) -> StoreResult<Option<AdminCredential>> {
         let row = self.with(|c| {
-            c.query_row(
+            c.prepare_cached(
                 "SELECT id, tenant, hash, revoked_at FROM admin_credentials WHERE id = ?1",
-                [id],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, Vec<u8>>(2)?, r.get(3)?)),
             )
+            .map_err(db)?
+            .query_row([id], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get::<_, Vec<u8>>(2)?, r.get(3)?))
+            })
             .optional()
             .map_err(db)
         })?;
@@ -269,9 +264,7 @@ impl Store for SqliteStore {
                     |r| r.get(0),
                 )
                 .map_err(db)?;
-            tx.execute(
-                "INSERT INTO policies (tenant, class, version, body, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![tenant, class, version, body.to_string(), now],
+            tx.prepare_cached("INSERT INTO policies (tenant, class, version, body, created_at) VALUES (?1, ?2, ?3, ?4, ?5)").map_err(db)?.execute(params![tenant, class, version, body.to_string(), now],
             )
             .map_err(db)?;
             let mut audit = audit.clone();
@@ -280,6 +273,15 @@ impl Store for SqliteStore {
             }
             append(tx, &audit)?;
             Ok(version)
+        })
+    }
+
+    fn latest_policy_version(&self, tenant: &str, class: &str) -> StoreResult<Option<i64>> {
+        self.with(|c| {
+            c.prepare_cached("SELECT MAX(version) FROM policies WHERE tenant = ?1 AND class = ?2")
+                .map_err(db)?
+                .query_row(params![tenant, class], |r| r.get(0))
+                .map_err(db)
         })
     }
 
@@ -293,17 +295,19 @@ impl Store for SqliteStore {
             let q = "SELECT tenant, class, version, body, created_at FROM policies
                      WHERE tenant = ?1 AND class = ?2 AND (?3 IS NULL OR version = ?3)
                      ORDER BY version DESC LIMIT 1";
-            c.query_row(q, params![tenant, class, version], |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get(4)?,
-                ))
-            })
-            .optional()
-            .map_err(db)
+            c.prepare_cached(q)
+                .map_err(db)?
+                .query_row(params![tenant, class, version], |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get(4)?,
+                    ))
+                })
+                .optional()
+                .map_err(db)
         })?;
         row.map(|(tenant, class, version, body, created_at)| {
             Ok(PolicyRecord {
@@ -320,10 +324,16 @@ impl Store for SqliteStore {
 
     fn create_agent(&self, agent: &Agent, audit: &NewAuditEntry) -> StoreResult<()> {
         self.tx(|tx| {
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT INTO agents (tenant, agent_id, class, created_at) VALUES (?1, ?2, ?3, ?4)",
-                params![agent.tenant, agent.agent_id, agent.class, agent.created_at],
             )
+            .map_err(db)?
+            .execute(params![
+                agent.tenant,
+                agent.agent_id,
+                agent.class,
+                agent.created_at
+            ])
             .map_err(db)?;
             append(tx, audit)
         })
@@ -331,12 +341,12 @@ impl Store for SqliteStore {
 
     fn agent(&self, tenant: &str, agent_id: &str) -> StoreResult<Option<Agent>> {
         self.with(|c| {
-            c.query_row(
+            c.prepare_cached(
                 "SELECT tenant, agent_id, class, created_at, revoked_before FROM agents
                  WHERE tenant = ?1 AND agent_id = ?2",
-                params![tenant, agent_id],
-                agent_row,
             )
+            .map_err(db)?
+            .query_row(params![tenant, agent_id], agent_row)
             .optional()
             .map_err(db)
         })
@@ -345,7 +355,7 @@ impl Store for SqliteStore {
     fn agents(&self, tenant: &str) -> StoreResult<Vec<Agent>> {
         self.with(|c| {
             let mut stmt = c
-                .prepare(
+                .prepare_cached(
                     "SELECT tenant, agent_id, class, created_at, revoked_before FROM agents
                      WHERE tenant = ?1 ORDER BY agent_id",
                 )
@@ -363,17 +373,13 @@ impl Store for SqliteStore {
     ) -> StoreResult<()> {
         self.tx(|tx| {
             if replace {
-                tx.execute(
-                    "UPDATE bootstrap_credentials SET revoked_at = ?3
-                     WHERE tenant = ?1 AND agent_id = ?2 AND revoked_at IS NULL",
-                    params![cred.tenant, cred.agent_id, cred.created_at],
+                tx.prepare_cached("UPDATE bootstrap_credentials SET revoked_at = ?3
+                     WHERE tenant = ?1 AND agent_id = ?2 AND revoked_at IS NULL").map_err(db)?.execute(params![cred.tenant, cred.agent_id, cred.created_at],
                 )
                 .map_err(db)?;
             }
-            tx.execute(
-                "INSERT INTO bootstrap_credentials (id, tenant, agent_id, hash, created_at, expires_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![
+            tx.prepare_cached("INSERT INTO bootstrap_credentials (id, tenant, agent_id, hash, created_at, expires_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)").map_err(db)?.execute(params![
                     cred.id,
                     cred.tenant,
                     cred.agent_id,
@@ -389,22 +395,22 @@ impl Store for SqliteStore {
 
     fn bootstrap_credential(&self, id: &str) -> StoreResult<Option<BootstrapCredential>> {
         let row = self.with(|c| {
-            c.query_row(
+            c.prepare_cached(
                 "SELECT id, tenant, agent_id, hash, created_at, expires_at, revoked_at
                  FROM bootstrap_credentials WHERE id = ?1",
-                [id],
-                |r| {
-                    Ok((
-                        r.get(0)?,
-                        r.get(1)?,
-                        r.get(2)?,
-                        r.get::<_, Vec<u8>>(3)?,
-                        r.get(4)?,
-                        r.get(5)?,
-                        r.get(6)?,
-                    ))
-                },
             )
+            .map_err(db)?
+            .query_row([id], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get::<_, Vec<u8>>(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                ))
+            })
             .optional()
             .map_err(db)
         })?;
@@ -453,11 +459,10 @@ impl Store for SqliteStore {
         audit: Option<&NewAuditEntry>,
     ) -> StoreResult<()> {
         self.tx(|tx| {
-            tx.execute(
-                "INSERT INTO nonces (hash, expires_at) VALUES (?1, ?2)",
-                params![nonce_hash.as_slice(), expires_at],
-            )
-            .map_err(db)?;
+            tx.prepare_cached("INSERT INTO nonces (hash, expires_at) VALUES (?1, ?2)")
+                .map_err(db)?
+                .execute(params![nonce_hash.as_slice(), expires_at])
+                .map_err(db)?;
             match audit {
                 Some(entry) => append(tx, entry),
                 None => Ok(()),
@@ -482,11 +487,10 @@ impl Store for SqliteStore {
                 Some(_) => NonceUse::Fresh,
             };
             if matches!(outcome, NonceUse::Fresh | NonceUse::Expired) {
-                tx.execute(
-                    "UPDATE nonces SET used_at = ?2 WHERE hash = ?1",
-                    params![nonce_hash.as_slice(), now],
-                )
-                .map_err(db)?;
+                tx.prepare_cached("UPDATE nonces SET used_at = ?2 WHERE hash = ?1")
+                    .map_err(db)?
+                    .execute(params![nonce_hash.as_slice(), now])
+                    .map_err(db)?;
             }
             Ok(outcome)
         })
@@ -494,11 +498,11 @@ impl Store for SqliteStore {
 
     fn outstanding_nonces(&self, now: i64) -> StoreResult<i64> {
         self.with(|c| {
-            c.query_row(
+            c.prepare_cached(
                 "SELECT COUNT(*) FROM nonces WHERE used_at IS NULL AND expires_at >= ?1",
-                [now],
-                |r| r.get(0),
             )
+            .map_err(db)?
+            .query_row([now], |r| r.get(0))
             .map_err(db)
         })
     }
@@ -517,20 +521,21 @@ impl Store for SqliteStore {
 
     fn issue_token(&self, t: &TokenRecord, audit: &NewAuditEntry) -> StoreResult<()> {
         self.tx(|tx| {
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT INTO tokens (jti, tenant, agent_id, kid, iat, exp, attested_at, jkt)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                params![
-                    t.jti,
-                    t.tenant,
-                    t.agent_id,
-                    t.kid,
-                    t.iat,
-                    t.exp,
-                    t.attested_at,
-                    t.jkt
-                ],
             )
+            .map_err(db)?
+            .execute(params![
+                t.jti,
+                t.tenant,
+                t.agent_id,
+                t.kid,
+                t.iat,
+                t.exp,
+                t.attested_at,
+                t.jkt
+            ])
             .map_err(db)?;
             append(tx, audit)
         })
@@ -538,12 +543,12 @@ impl Store for SqliteStore {
 
     fn token(&self, jti: &str) -> StoreResult<Option<TokenRecord>> {
         self.with(|c| {
-            c.query_row(
+            c.prepare_cached(
                 "SELECT jti, tenant, agent_id, kid, iat, exp, attested_at, jkt, revoked_at
                  FROM tokens WHERE jti = ?1",
-                [jti],
-                token_row,
             )
+            .map_err(db)?
+            .query_row([jti], token_row)
             .optional()
             .map_err(db)
         })
@@ -551,12 +556,10 @@ impl Store for SqliteStore {
 
     fn active_tokens(&self, now: i64) -> StoreResult<i64> {
         self.with(|c| {
-            c.query_row(
-                "SELECT COUNT(*) FROM tokens WHERE exp > ?1 AND revoked_at IS NULL",
-                [now],
-                |r| r.get(0),
-            )
-            .map_err(db)
+            c.prepare_cached("SELECT COUNT(*) FROM tokens WHERE exp > ?1 AND revoked_at IS NULL")
+                .map_err(db)?
+                .query_row([now], |r| r.get(0))
+                .map_err(db)
         })
     }
 
@@ -576,15 +579,11 @@ impl Store for SqliteStore {
                     )
                     .map_err(db)?,
                 Revocation::Agent { agent_id } => {
-                    tx.execute(
-                        "UPDATE bootstrap_credentials SET revoked_at = COALESCE(revoked_at, ?3)
-                         WHERE tenant = ?1 AND agent_id = ?2",
-                        params![tenant, agent_id, now],
+                    tx.prepare_cached("UPDATE bootstrap_credentials SET revoked_at = COALESCE(revoked_at, ?3)
+                         WHERE tenant = ?1 AND agent_id = ?2").map_err(db)?.execute(params![tenant, agent_id, now],
                     )
                     .map_err(db)?;
-                    tx.execute(
-                        "UPDATE agents SET revoked_before = ?3 WHERE tenant = ?1 AND agent_id = ?2",
-                        params![tenant, agent_id, now],
+                    tx.prepare_cached("UPDATE agents SET revoked_before = ?3 WHERE tenant = ?1 AND agent_id = ?2").map_err(db)?.execute(params![tenant, agent_id, now],
                     )
                     .map_err(db)?
                 }
@@ -610,16 +609,18 @@ impl Store for SqliteStore {
     ) -> StoreResult<()> {
         self.tx(|tx| {
             if let Some(at) = retire_others_at {
-                tx.execute(
+                tx.prepare_cached(
                     "UPDATE signing_keys SET retired_at = ?1 WHERE retired_at IS NULL",
-                    [at],
                 )
+                .map_err(db)?
+                .execute([at])
                 .map_err(db)?;
             }
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT INTO signing_keys (kid, public_jwk, created_at) VALUES (?1, ?2, ?3)",
-                params![key.kid, key.public_jwk, key.created_at],
             )
+            .map_err(db)?
+            .execute(params![key.kid, key.public_jwk, key.created_at])
             .map_err(db)?;
             append(tx, audit)
         })
@@ -628,7 +629,7 @@ impl Store for SqliteStore {
     fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>> {
         self.with(|c| {
             let mut stmt = c
-                .prepare(
+                .prepare_cached(
                     "SELECT kid, public_jwk, created_at, retired_at, revoked_at FROM signing_keys
                      ORDER BY created_at, kid",
                 )
@@ -671,7 +672,7 @@ impl Store for SqliteStore {
     fn audit(&self, query: &AuditQuery) -> StoreResult<Vec<AuditEntry>> {
         self.with(|c| {
             let mut stmt = c
-                .prepare(
+                .prepare_cached(
                     "SELECT seq, at, tenant, actor, action, subject, decision, details, prev_hash, hash
                      FROM audit WHERE seq > ?1 AND (?2 IS NULL OR tenant = ?2)
                      ORDER BY seq LIMIT ?3",

@@ -1,0 +1,376 @@
+//! `attest-broker bench`: a load generator for the service. Starts a `--dev` broker of its own
+//! (or drives `--broker`), enrolls simulated SEV-SNP hosts, and reports throughput and
+//! p50/p99/p999 latency for attest and refresh, beside a bare ECDSA P-384 verification loop
+//! measured in the same run on the same cores.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::client::{Body, Client};
+use crate::host::SimHost;
+
+/// `bench` arguments.
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// Concurrent simulated hosts (worker threads).
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
+    /// Seconds per measured phase.
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u64,
+    /// Drive an already running `--dev` broker at this URL (with --data-dir) instead of
+    /// starting one.
+    #[arg(long, requires = "data_dir")]
+    pub broker: Option<String>,
+    /// The running broker's data directory (admin credential, simulated roots).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// The running broker's pid, to report its CPU time per request.
+    #[arg(long)]
+    pub broker_pid: Option<u32>,
+}
+
+/// CPU seconds (user + system) a process has used, from `/proc/<pid>/stat`.
+fn cpu_seconds(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    let ticks: f64 = Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or(100.0);
+    Some((utime + stime) / ticks)
+}
+
+struct Spawned {
+    child: Child,
+    _dir: PathBuf,
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self._dir);
+    }
+}
+
+/// Latencies of one phase.
+#[derive(Debug, Default)]
+struct Phase {
+    ok: u64,
+    failed: u64,
+    latencies_us: Vec<u64>,
+    elapsed: Duration,
+}
+
+impl Phase {
+    fn percentile(&self, p: f64) -> f64 {
+        let mut v = self.latencies_us.clone();
+        v.sort_unstable();
+        let idx = ((v.len() as f64 - 1.0) * p).round() as usize;
+        v.get(idx).map(|us| *us as f64 / 1000.0).unwrap_or(f64::NAN)
+    }
+
+    fn rate(&self) -> f64 {
+        self.ok as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn report(&self) -> Value {
+        json!({
+            "ok": self.ok, "failed": self.failed, "seconds": self.elapsed.as_secs_f64(),
+            "per_second": self.rate(),
+            "p50_ms": self.percentile(0.50), "p99_ms": self.percentile(0.99), "p999_ms": self.percentile(0.999),
+        })
+    }
+}
+
+/// Runs the benchmark and prints one JSON report on stdout.
+pub fn run(args: &BenchArgs) -> std::process::ExitCode {
+    match bench(args) {
+        Ok(report) => {
+            println!("{report:#}");
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("attest-broker bench: {e}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
+fn spawn_broker() -> Result<(Spawned, String, PathBuf), String> {
+    let dir = std::env::temp_dir().join(format!("attest-broker-bench-{}", std::process::id()));
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut child = Command::new(exe)
+        .args(["serve", "--dev", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&dir)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line)
+        .map_err(|e| e.to_string())?;
+    let ready: Value =
+        serde_json::from_str(&line).map_err(|e| format!("broker said {line:?}: {e}"))?;
+    let url = format!(
+        "http://{}",
+        ready
+            .get("listening")
+            .and_then(Value::as_str)
+            .ok_or("no address")?
+    );
+    Ok((
+        Spawned {
+            child,
+            _dir: dir.clone(),
+        },
+        url,
+        dir,
+    ))
+}
+
+fn bench(args: &BenchArgs) -> Result<Value, String> {
+    let (spawned, url, data) = match (&args.broker, &args.data_dir) {
+        (Some(url), Some(dir)) => (None, url.clone(), dir.clone()),
+        _ => {
+            let (s, u, d) = spawn_broker()?;
+            (Some(s), u, d)
+        }
+    };
+    let broker_pid = spawned
+        .as_ref()
+        .map(|s| s.child.id().to_string())
+        .or(args.broker_pid.map(|p| p.to_string()));
+    let cpu = |pid: &Option<String>| pid.as_deref().and_then(cpu_seconds);
+    let admin_secret =
+        std::fs::read_to_string(data.join("admin-credential")).map_err(|e| e.to_string())?;
+    let admin = Client::new(&url);
+    let auth = format!("Bearer {}", admin_secret.trim());
+    let call = |method: &str, path: &str, body: Body| -> Result<Value, String> {
+        let r = admin
+            .send(method, path, &[("authorization", &auth)], body)
+            .map_err(|e| e.0)?;
+        if r.ok() || r.status == 409 {
+            Ok(r.body)
+        } else {
+            Err(format!("{method} {path}: {} {}", r.status, r.body))
+        }
+    };
+    let roots_dir = data.join(crate::serve::DEV_SIMULATED_ROOTS);
+    let probe = SimHost::from_roots_dir(&roots_dir)?;
+    call(
+        "POST",
+        "/v1/admin/tenants",
+        Body::Json(json!({"id": "bench"})),
+    )?;
+    call(
+        "PUT",
+        "/v1/admin/tenants/bench/policies/bench",
+        Body::Json(json!({
+            "audiences": ["bench"], "scopes": ["bench"], "allow_simulated": true, "token_ttl_secs": 3600,
+            "sev_snp": {"measurements": [probe.measurement()]}
+        })),
+    )?;
+    let mut workers = Vec::new();
+    for i in 0..args.concurrency {
+        let agent = format!("bench-{}-{i}", std::process::id());
+        call(
+            "POST",
+            "/v1/admin/tenants/bench/agents",
+            Body::Json(json!({"agent_id": agent, "class": "bench"})),
+        )?;
+        let issued = call(
+            "POST",
+            &format!("/v1/admin/tenants/bench/agents/{agent}/bootstrap-credentials"),
+            Body::Empty,
+        )?;
+        let secret = issued
+            .get("secret")
+            .and_then(Value::as_str)
+            .ok_or("no secret")?
+            .to_string();
+        workers.push((SimHost::from_roots_dir(&roots_dir)?, secret));
+    }
+    let workers = Arc::new(workers);
+    let seconds = Duration::from_secs(args.seconds);
+
+    eprintln!("bench: bare P-384 verify on every core…");
+    let p384 = p384_capacity(Duration::from_secs(3));
+    eprintln!("bench: attest at full load…");
+    let (broker_cpu0, self_cpu0) = (cpu(&broker_pid), cpu(&Some("self".into())));
+    let attest = drive(&url, &workers, seconds, None, |host, client, secret, _| {
+        host.attest(client, secret).map(|_| ())
+    });
+    let attest_cpu = cpu(&broker_pid).zip(broker_cpu0).map(|(b, a)| b - a);
+    let attest_gen_cpu = cpu(&Some("self".into())).zip(self_cpu0).map(|(b, a)| b - a);
+    eprintln!("bench: attest at half the measured peak…");
+    let half = attest.rate() / 2.0;
+    let attest_half = drive(
+        &url,
+        &workers,
+        seconds,
+        Some(half),
+        |host, client, secret, _| host.attest(client, secret).map(|_| ()),
+    );
+    eprintln!("bench: refresh at full load…");
+    let tokens: Vec<Mutex<String>> = workers
+        .iter()
+        .map(|(host, secret)| {
+            host.attest(&Client::new(&url), secret)
+                .map(|h| Mutex::new(h.token))
+        })
+        .collect::<Result<_, _>>()?;
+    let tokens = Arc::new(tokens);
+    let refresh_cpu0 = cpu(&broker_pid);
+    let refresh = {
+        let tokens = tokens.clone();
+        drive(&url, &workers, seconds, None, move |host, client, _, i| {
+            let slot = tokens.get(i).ok_or("no token")?;
+            let current = slot.lock().map_err(|_| "poisoned")?.clone();
+            let next = host.refresh(client, &current)?;
+            *slot.lock().map_err(|_| "poisoned")? = next.token;
+            Ok(())
+        })
+    };
+    let refresh_cpu = cpu(&broker_pid).zip(refresh_cpu0).map(|(b, a)| b - a);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let per = |cpu: Option<f64>, phase: &Phase| cpu.map(|c| c * 1e6 / phase.ok.max(1) as f64);
+    let attest_broker_us = per(attest_cpu, &attest);
+    // What the broker alone could do with every core: cores / CPU seconds per attestation.
+    let attest_broker_capacity = attest_broker_us.map(|us| cores as f64 * 1e6 / us);
+    Ok(json!({
+        "cores": cores,
+        "concurrency": args.concurrency,
+        "p384_verify_per_second_all_cores": p384,
+        "attest": attest.report(),
+        "attest_vs_p384_capacity": attest.rate() / p384,
+        "attest_broker_cpu_us_each": attest_broker_us,
+        "attest_generator_cpu_us_each": per(attest_gen_cpu, &attest),
+        "attest_broker_capacity_per_second": attest_broker_capacity,
+        "attest_broker_capacity_vs_p384_capacity": attest_broker_capacity.map(|c| c / p384),
+        "refresh_broker_cpu_us_each": per(refresh_cpu, &refresh),
+        "attest_at_half_peak": attest_half.report(),
+        "refresh": refresh.report(),
+    }))
+}
+
+/// ECDSA P-384 verifications per second with one thread per core.
+fn p384_capacity(duration: Duration) -> f64 {
+    let Some(key) = p384_sample() else {
+        return f64::NAN;
+    };
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let count = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let start = Instant::now();
+    let threads: Vec<_> = (0..cores)
+        .map(|_| {
+            let (count, stop, key) = (count.clone(), stop.clone(), key.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    if crate::crypto::verify_p384_sha384(&key.0, b"bench", &key.1) {
+                        count.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(duration);
+    stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        let _ = t.join();
+    }
+    count.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64()
+}
+
+/// A P-384 public key and a valid signature over `b"bench"`, made with simulated hardware.
+fn p384_sample() -> Option<Arc<(Vec<u8>, Vec<u8>)>> {
+    let key = attest_fixtures::crypto::P384Key::generate().ok()?;
+    let sig = key.sign_sha384_fixed(b"bench").ok()?;
+    Some(Arc::new((key.public_point().to_vec(), sig.to_vec())))
+}
+
+type Work = dyn Fn(&SimHost, &Client, &str, usize) -> Result<(), String> + Send + Sync;
+
+/// Runs `work` on every worker for `duration`, optionally paced to `rate` per second overall.
+fn drive<F>(
+    url: &str,
+    workers: &Arc<Vec<(SimHost, String)>>,
+    duration: Duration,
+    rate: Option<f64>,
+    work: F,
+) -> Phase
+where
+    F: Fn(&SimHost, &Client, &str, usize) -> Result<(), String> + Send + Sync + 'static,
+{
+    let work: Arc<Work> = Arc::new(work);
+    let phase = Arc::new(Mutex::new(Phase::default()));
+    let start = Instant::now();
+    let n = workers.len().max(1);
+    let interval = rate.map(|r| Duration::from_secs_f64(n as f64 / r.max(0.001)));
+    let threads: Vec<_> = (0..workers.len())
+        .map(|i| {
+            let (workers, work, phase, url) = (
+                workers.clone(),
+                work.clone(),
+                phase.clone(),
+                url.to_string(),
+            );
+            std::thread::spawn(move || {
+                let client = Client::new(&url);
+                let Some((host, secret)) = workers.get(i) else {
+                    return;
+                };
+                let mut local = Phase::default();
+                let mut next = Instant::now();
+                while start.elapsed() < duration {
+                    if let Some(interval) = interval {
+                        let now = Instant::now();
+                        if next > now {
+                            std::thread::sleep(next - now);
+                        }
+                        next += interval;
+                    }
+                    let t = Instant::now();
+                    match work(host, &client, secret, i) {
+                        Ok(()) => {
+                            local.ok += 1;
+                            local.latencies_us.push(t.elapsed().as_micros() as u64);
+                        }
+                        Err(_) => local.failed += 1,
+                    }
+                }
+                if let Ok(mut p) = phase.lock() {
+                    p.ok += local.ok;
+                    p.failed += local.failed;
+                    p.latencies_us.extend(local.latencies_us);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        let _ = t.join();
+    }
+    let mut result = std::mem::take(&mut *phase.lock().unwrap_or_else(|p| p.into_inner()));
+    result.elapsed = start.elapsed();
+    result
+}
