@@ -12,6 +12,7 @@ log() { printf '\n==> %s\n' "$*"; }
 # System packages the tests need, installed only when missing.
 need_pkgs=()
 command -v openssl >/dev/null 2>&1 || need_pkgs+=(openssl)
+command -v curl >/dev/null 2>&1 || need_pkgs+=(curl)
 command -v cc >/dev/null 2>&1 || need_pkgs+=(gcc)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   log "installing ${need_pkgs[*]}"

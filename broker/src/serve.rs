@@ -66,12 +66,11 @@ pub async fn run(config: Config, dev: bool) -> Result<(), String> {
         .await
         .map_err(|e| format!("binding {}: {e}", config.server.listen))?;
     let bound = listener.local_addr().map_err(|e| e.to_string())?;
-    if config.server.tls_cert.is_some() || config.server.tls_key.is_some() {
-        return Err(
-            "TLS termination is not built yet: run behind a TLS proxy and remove tls_cert/tls_key"
-                .into(),
-        );
-    }
+    let tls = match (&config.server.tls_cert, &config.server.tls_key) {
+        (Some(cert), Some(key)) => Some(tls_config(cert, key).await?),
+        (None, None) => None,
+        _ => return Err("[server] tls_cert and tls_key go together".into()),
+    };
     let issuer = config.issuer(bound);
     let settings = Settings {
         issuer: issuer.clone(),
@@ -105,12 +104,48 @@ pub async fn run(config: Config, dev: bool) -> Result<(), String> {
     );
 
     let grace = Duration::from_secs(config.server.shutdown_grace_secs);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal(grace))
-        .await
-        .map_err(|e| format!("server: {e}"))?;
+    match tls {
+        None => axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown_signal(grace))
+            .await
+            .map_err(|e| format!("server: {e}"))?,
+        Some(tls) => {
+            let handle = axum_server::Handle::new();
+            let on_signal = handle.clone();
+            tokio::spawn(async move {
+                shutdown_signal(grace).await;
+                on_signal.graceful_shutdown(Some(grace));
+            });
+            let std_listener = listener.into_std().map_err(|e| e.to_string())?;
+            axum_server::from_tcp_rustls(std_listener, tls)
+                .map_err(|e| format!("server: {e}"))?
+                .handle(handle)
+                .serve(app.into_make_service())
+                .await
+                .map_err(|e| format!("server: {e}"))?
+        }
+    }
     tracing::info!("attest-broker stopped");
     Ok(())
+}
+
+/// rustls (aws-lc-rs provider) from a PEM chain and a PEM private key. The key file must be
+/// readable by its owner only.
+async fn tls_config(
+    cert: &Path,
+    key: &Path,
+) -> Result<axum_server::tls_rustls::RustlsConfig, String> {
+    let key_pem = keys::read_private_file(key).map_err(|e| e.to_string())?;
+    let cert_pem = std::fs::read(cert).map_err(|e| format!("{}: {e}", cert.display()))?;
+    axum_server::tls_rustls::RustlsConfig::from_pem(cert_pem, key_pem.to_vec())
+        .await
+        .map_err(|e| {
+            format!(
+                "TLS certificate {} / key {}: {e}",
+                cert.display(),
+                key.display()
+            )
+        })
 }
 
 /// Waits for SIGINT or SIGTERM, then arms a hard deadline for in-flight requests.
