@@ -13,10 +13,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
 
 fn write_config(dir: &std::path::Path) -> std::path::PathBuf {
-    let ca = rcgen::CertifiedKey::from(
+    let ca =
         rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-            .unwrap(),
-    );
+            .unwrap();
     std::fs::write(dir.join("cert.pem"), ca.cert.pem()).unwrap();
     std::fs::write(dir.join("key.pem"), ca.signing_key.serialize_pem()).unwrap();
     std::fs::set_permissions(dir.join("key.pem"), std::fs::Permissions::from_mode(0o600)).unwrap();
