@@ -22,4 +22,15 @@ for dir in "$vectors"/nitro/*/; do
   # The same document as base64 text, to exercise decode_input.
   base64 -w 76 "$dir/attestation_doc.cose" > "$here/corpus/nitro_doc/$name.b64"
 done
+mkdir -p "$here"/corpus/{tpm_attest,tpm_public,tpm_signature,tpm_eventlog}
+for f in "$vectors"/tpm/*/quote*_attest.bin "$vectors"/azure-snp-vtpm/*/tpm_quote_attest.bin; do
+  cp "$f" "$here/corpus/tpm_attest/$(basename "$(dirname "$f")")-$(basename "$f")"
+done
+for f in "$vectors"/tpm/*/quote*_sig.bin "$vectors"/azure-snp-vtpm/*/tpm_quote_signature.bin; do
+  cp "$f" "$here/corpus/tpm_signature/$(basename "$(dirname "$f")")-$(basename "$f")"
+done
+for f in "$vectors"/tpm/*/ak_pub*.bin "$vectors"/tpm/*/ak_*.pem "$vectors"/azure-snp-vtpm/*/ak_pub_HCLAkPub.pem; do
+  cp "$f" "$here/corpus/tpm_public/$(basename "$(dirname "$f")")-$(basename "$f")"
+done
+cp "$vectors"/tpm/gce-cos85-nonce9009/event_log.bin "$here/corpus/tpm_eventlog/gce-cos85.bin"
 echo "seeded $(find "$here/corpus" -type f | wc -l) corpus files from $vectors"

@@ -53,7 +53,9 @@ pub use credential::{
 pub use eventlog::{
     Event, EventLog, LogAlgorithm, MAX_EVENTS, MAX_EVENT_DATA_BYTES, MAX_EVENT_LOG_BYTES,
 };
-pub use events::{type_name as event_type_name, EventData, EFI_GLOBAL_VARIABLE};
+pub use events::{
+    decode as decode_event_data, type_name as event_type_name, EventData, EFI_GLOBAL_VARIABLE,
+};
 pub use pcrs::{PcrValues, MAX_PCR_JSON_BYTES};
 pub use public::{
     AttestationKey, EccCurve, Parameters, Public, PublicKey, Scheme, SymmetricDef, Unique,
