@@ -189,6 +189,25 @@ fn rejections() {
     let mut i = input(sim, &ak, &q);
     i.log = EventLog::parse(other_sim.event_log()).unwrap();
     assert_eq!(code(&i, &nonce_opts()), "tpm.event_log");
+    // A quote of PCRs the log never extends cannot vouch for the log.
+    let q_high = sim
+        .quote(&ak, &[(Hash::Sha256, (10..24).collect())], NONCE)
+        .unwrap();
+    assert_eq!(
+        code(&input(sim, &ak, &q_high), &nonce_opts()),
+        "tpm.event_log"
+    );
+    // A log whose only bank the quote does not have.
+    let mut sha384_sim = SimTpm::with_banks(&[Hash::Sha384]).unwrap();
+    sha384_sim.measure_boot(true);
+    let mut i = input(
+        sim,
+        &ak,
+        &sim.quote(&ak, &[(Hash::Sha256, (0..24).collect())], NONCE)
+            .unwrap(),
+    );
+    i.log = EventLog::parse(sha384_sim.event_log()).unwrap();
+    assert_eq!(code(&i, &nonce_opts()), "tpm.event_log");
     // An AK without restricted: it could sign anything, so its quotes prove nothing.
     let loose = sim
         .create_key_with_attributes(AkKind::EccP256, attr::SIGNING_KEY)

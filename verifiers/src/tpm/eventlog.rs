@@ -304,8 +304,8 @@ fn startup_locality_event(event: &Event) -> Option<u8> {
 /// it proves.
 ///
 /// For every bank both the log and the quote have, every PCR the log touches and the quote
-/// selected must replay to the quoted value; a mismatch is `tpm.event_log`. At least one bank
-/// must be shared. Events are reported only for PCRs verified this way, with digests only of
+/// selected must replay to the quoted value; a mismatch is `tpm.event_log`. At least one PCR
+/// must be checked this way, in at least one bank. Events are reported only for PCRs verified this way, with digests only of
 /// the banks that verified them: nothing in the claims is unvouched for.
 pub(crate) fn check_against_quote(
     log: &EventLog,
@@ -332,10 +332,11 @@ pub(crate) fn check_against_quote(
             }
         }
     }
+    verified.retain(|_, pcrs| !pcrs.is_empty());
     if verified.is_empty() {
         let quoted_banks: Vec<_> = quoted.banks().keys().map(|b| b.name()).collect();
         return Err(fail(format!(
-            "no bank of the log was quoted (quoted: [{}])",
+            "the quote (banks: [{}]) covers none of the PCRs the log extends in its banks",
             quoted_banks.join(", ")
         )));
     }
