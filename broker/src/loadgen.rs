@@ -33,6 +33,9 @@ pub struct BenchArgs {
     /// The running broker's pid, to report its CPU time per request.
     #[arg(long)]
     pub broker_pid: Option<u32>,
+    /// Run only the refresh phase (for profiling).
+    #[arg(long)]
+    pub refresh_only: bool,
 }
 
 /// CPU seconds (user + system) a process has used, from `/proc/<pid>/stat`.
@@ -208,14 +211,23 @@ fn bench(args: &BenchArgs) -> Result<Value, String> {
     }
     let workers = Arc::new(workers);
     let seconds = Duration::from_secs(args.seconds);
+    let attest_seconds = if args.refresh_only {
+        Duration::ZERO
+    } else {
+        seconds
+    };
 
     eprintln!("bench: bare P-384 verify on every core…");
-    let p384 = p384_capacity(Duration::from_secs(3));
+    let p384 = p384_capacity(attest_seconds.min(Duration::from_secs(3)));
     eprintln!("bench: attest at full load…");
     let (broker_cpu0, self_cpu0) = (cpu(&broker_pid), cpu(&Some("self".into())));
-    let attest = drive(&url, &workers, seconds, None, |host, client, secret, _| {
-        host.attest(client, secret).map(|_| ())
-    });
+    let attest = drive(
+        &url,
+        &workers,
+        attest_seconds,
+        None,
+        |host, client, secret, _| host.attest(client, secret).map(|_| ()),
+    );
     let attest_cpu = cpu(&broker_pid).zip(broker_cpu0).map(|(b, a)| b - a);
     let attest_gen_cpu = cpu(&Some("self".into())).zip(self_cpu0).map(|(b, a)| b - a);
     eprintln!("bench: attest at half the measured peak…");
@@ -223,7 +235,7 @@ fn bench(args: &BenchArgs) -> Result<Value, String> {
     let attest_half = drive(
         &url,
         &workers,
-        seconds,
+        attest_seconds,
         Some(half),
         |host, client, secret, _| host.attest(client, secret).map(|_| ()),
     );

@@ -21,7 +21,7 @@ use crate::crypto;
 use crate::jose::{self, EcJwk};
 use crate::policy::{self, Mode, Policy};
 use crate::store::{NonceUse, TokenRecord};
-use crate::tokens::{self, AttestationSummary, Confirmation, TokenClaims, VerifiedToken};
+use crate::tokens::{self, AttestationSummary, Confirmation, TokenClaims};
 
 /// Domain separation for the evidence binding (DESIGN.md "Binding a token to hardware").
 pub const BINDING_CONTEXT: &[u8] = b"attest-broker/v1";
@@ -286,7 +286,16 @@ async fn attest(
         now,
     )?;
     let details = json!({"decision": decision, "reasons": failures, "policy": agent.class, "policy_version": record.version, "tee": verified.claims().tee().as_str(), "jkt": claims.cnf.jkt});
-    let response = issue(&state, claims, &actor, "token.issue", decision, details).await?;
+    let response = issue(
+        &state,
+        claims,
+        &actor,
+        "token.issue",
+        decision,
+        details,
+        None,
+    )
+    .await?;
     state
         .metrics
         .issued(verified.claims().tee().as_str(), "attest");
@@ -376,7 +385,9 @@ fn new_claims(
     })
 }
 
-/// Signs the token, then records it and its audit entry in one transaction, before answering.
+/// Signs the token, then records it (with its hash) and its audit entry in one transaction,
+/// before answering. With `dpop`, the proof id is recorded in the same transaction; a replayed
+/// proof issues nothing.
 async fn issue(
     state: &AppState,
     claims: TokenClaims,
@@ -384,6 +395,7 @@ async fn issue(
     action: &str,
     decision: &str,
     mut details: serde_json::Value,
+    dpop: Option<([u8; 32], i64)>,
 ) -> Result<TokenResponse, ApiError> {
     let (token, kid) =
         tokens::mint(&state.keys, &claims).map_err(|e| ApiError::Internal(e.to_string()))?;
@@ -402,14 +414,21 @@ async fn issue(
         attested_at: claims.att.attested_at(),
         jkt: claims.cnf.jkt.clone(),
         revoked_at: None,
+        token_hash: crypto::sha256(token.as_bytes()),
     };
     let audit = NewAuditEntry::new(claims.iat, Some(&claims.tenant), actor, action, &claims.jti)
         .decision(decision)
         .details(details);
     let store = state.store.clone();
-    state
-        .blocking(move || store.issue_token(&record, &audit))
+    let issued = state
+        .blocking(move || store.issue_token(&record, &audit, dpop.as_ref().map(|(h, e)| (h, *e))))
         .await?;
+    if !issued {
+        return Err(ApiError::unauthorized(
+            "dpop.replayed",
+            "DPoP proof already used",
+        ));
+    }
     Ok(TokenResponse {
         access_token: token,
         token_type: "DPoP",
@@ -419,37 +438,39 @@ async fn issue(
     })
 }
 
-/// Why a presented token is not active; `None` when it is.
-pub async fn token_status(
+/// Authenticates a presented access token and checks it is active: it must be byte-for-byte
+/// a token this broker issued (its SHA-256 equals the issuance record's), signed by a key that
+/// is not revoked, unexpired, and neither it, its agent nor its tenant revoked since. Returns
+/// the claims, or the reason code it is not active.
+pub async fn authenticate_token(
     state: &AppState,
-    token: &VerifiedToken,
+    token: &str,
     now: i64,
-) -> Result<Option<&'static str>, ApiError> {
-    if token.claims.exp <= now {
-        return Ok(Some("token.expired"));
-    }
+) -> Result<Result<TokenClaims, &'static str>, ApiError> {
+    let Ok(claims) = tokens::decode_unverified(token) else {
+        return Ok(Err("token.invalid"));
+    };
     let store = state.store.clone();
-    let (jti, tenant, agent) = (
-        token.claims.jti.clone(),
-        token.claims.tenant.clone(),
-        token.claims.sub.clone(),
-    );
-    let (record, tenant, agent) = state
-        .blocking(move || {
-            Ok::<_, crate::store::StoreError>((
-                store.token(&jti)?,
-                store.tenant(&tenant)?,
-                store.agent(&tenant, &agent)?,
-            ))
-        })
-        .await?;
-    let iat = token.claims.iat;
-    Ok(match (record, tenant, agent) {
-        (None, _, _) | (_, None, _) | (_, _, None) => Some("token.unknown"),
-        (Some(r), _, _) if r.revoked_at.is_some() => Some("token.revoked"),
-        (_, Some(t), _) if t.revoked_before.is_some_and(|b| iat <= b) => Some("token.revoked"),
-        (_, _, Some(a)) if a.revoked_before.is_some_and(|b| iat <= b) => Some("token.revoked"),
-        _ => None,
+    let jti = claims.jti.clone();
+    let Some(found) = state.blocking(move || store.token_state(&jti)).await? else {
+        return Ok(Err("token.unknown"));
+    };
+    let r = &found.record;
+    if !crypto::ct_eq(&crypto::sha256(token.as_bytes()), &r.token_hash) {
+        return Ok(Err("token.invalid"));
+    }
+    let revoked_before = |t: Option<i64>| t.is_some_and(|b| r.iat <= b);
+    Ok(if state.keys.verification_key(&r.kid).is_none() {
+        Err("token.revoked")
+    } else if r.exp <= now {
+        Err("token.expired")
+    } else if r.revoked_at.is_some()
+        || revoked_before(found.tenant_revoked_before)
+        || revoked_before(found.agent_revoked_before)
+    {
+        Err("token.revoked")
+    } else {
+        Ok(claims)
     })
 }
 
@@ -468,15 +489,13 @@ async fn refresh(
         })?;
     let proof_text = header("dpop")
         .ok_or_else(|| ApiError::unauthorized("dpop.missing", "DPoP proof header required"))?;
-
-    let token = tokens::verify(&state.keys, &state.settings.issuer, &token_text)
-        .map_err(|e| ApiError::unauthorized("token.invalid", e.to_string()))?;
+    let claims = match authenticate_token(&state, &token_text, now).await? {
+        Ok(claims) => claims,
+        Err(code) => return Err(ApiError::unauthorized(code, "token is not active")),
+    };
     let span = Span::current();
-    span.record("tenant", token.claims.tenant.as_str());
-    span.record("agent", token.claims.sub.as_str());
-    if let Some(code) = token_status(&state, &token, now).await? {
-        return Err(ApiError::unauthorized(code, "token is not active"));
-    }
+    span.record("tenant", claims.tenant.as_str());
+    span.record("agent", claims.sub.as_str());
 
     // RFC 9449 §4.3.
     let proof = jose::verify_dpop_proof(proof_text)
@@ -492,7 +511,7 @@ async fn refresh(
         Some("iat is outside the accepted window")
     } else if c.ath.as_deref() != Some(ath.as_str()) {
         Some("ath does not match the access token")
-    } else if !crypto::ct_eq(proof.jkt.as_bytes(), token.claims.cnf.jkt.as_bytes()) {
+    } else if !crypto::ct_eq(proof.jkt.as_bytes(), claims.cnf.jkt.as_bytes()) {
         Some("proof key is not the key the token is bound to")
     } else if c.jti.is_empty() || c.jti.len() > 256 {
         Some("jti missing or too long")
@@ -502,26 +521,11 @@ async fn refresh(
     if let Some(problem) = problem {
         return Err(ApiError::unauthorized("dpop.invalid", problem));
     }
-    let jti_hash = crypto::sha256(format!("{}|{}", proof.jkt, c.jti).as_bytes());
-    let store = state.store.clone();
-    let fresh = state
-        .blocking(move || store.use_dpop_jti(&jti_hash, now + 2 * DPOP_IAT_WINDOW))
-        .await?;
-    if !fresh {
-        return Err(ApiError::unauthorized(
-            "dpop.replayed",
-            "DPoP proof already used",
-        ));
-    }
+    let dpop_jti = crypto::sha256(format!("{}|{}", proof.jkt, c.jti).as_bytes());
 
     // The attestation must still be young enough for the current policy.
-    let store = state.store.clone();
-    let (tenant, class) = (
-        token.claims.tenant.clone(),
-        token.claims.att.policy_class().to_string(),
-    );
-    let record = state
-        .blocking(move || store.policy(&tenant, &class, None))
+    let (policy, _) = state
+        .policy(&claims.tenant, claims.att.policy_class())
         .await?
         .ok_or_else(|| {
             ApiError::Forbidden(
@@ -530,15 +534,14 @@ async fn refresh(
                 vec!["policy.missing".into()],
             )
         })?;
-    let policy = Policy::from_json(&record.body).map_err(|e| ApiError::Internal(e.to_string()))?;
-    let age = now - token.claims.att.attested_at();
+    let age = now - claims.att.attested_at();
     if age > i64::try_from(policy.max_attestation_age_secs).unwrap_or(i64::MAX) {
         return Err(ApiError::unauthorized(
             "attestation.stale",
             "attestation is too old; attest again",
         ));
     }
-    let c = token.claims;
+    let c = claims;
     let actor = format!("agent:{}/{}", c.tenant, c.sub);
     let claims = new_claims(
         &state,
@@ -551,7 +554,16 @@ async fn refresh(
         now,
     )?;
     let details = json!({"previous_jti": c.jti, "tee": c.att.tee()});
-    let response = issue(&state, claims, &actor, "token.refresh", "allow", details).await?;
+    let response = issue(
+        &state,
+        claims,
+        &actor,
+        "token.refresh",
+        "allow",
+        details,
+        Some((dpop_jti, now + 2 * DPOP_IAT_WINDOW)),
+    )
+    .await?;
     state.metrics.issued(c.att.tee(), "refresh");
     Ok(Json(response))
 }

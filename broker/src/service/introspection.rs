@@ -6,7 +6,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
-use super::attestation::token_status;
+use super::attestation::authenticate_token;
 use super::error::ApiError;
 use super::extract::{Admin, FormBody};
 use super::AppState;
@@ -58,20 +58,14 @@ async fn introspect(
             "token parameter required",
         ));
     };
-    let Ok(verified) = tokens::verify(&state.keys, &state.settings.issuer, token) else {
+    let Ok(claims) = authenticate_token(&state, token, state.now()).await? else {
         return Ok(inactive);
     };
-    if admin.check_tenant(&verified.claims.tenant).is_err() {
-        return Ok(inactive);
-    }
-    if token_status(&state, &verified, state.now())
-        .await?
-        .is_some()
-    {
+    if admin.check_tenant(&claims.tenant).is_err() {
         return Ok(inactive);
     }
     let mut claims =
-        serde_json::to_value(&verified.claims).map_err(|e| ApiError::Internal(e.to_string()))?;
+        serde_json::to_value(&claims).map_err(|e| ApiError::Internal(e.to_string()))?;
     if let Value::Object(map) = &mut claims {
         map.insert("active".into(), true.into());
         map.insert("token_type".into(), "DPoP".into());

@@ -124,6 +124,21 @@ pub struct TokenRecord {
     pub jkt: String,
     /// Revocation time, if revoked.
     pub revoked_at: Option<i64>,
+    /// SHA-256 of the exact token string that was issued: presenting a token whose hash
+    /// matches proves it is one of ours without another signature check.
+    #[serde(skip)]
+    pub token_hash: [u8; 32],
+}
+
+/// An issued token with the revocation state of its tenant and agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenState {
+    /// The issued token.
+    pub record: TokenRecord,
+    /// The tenant's revoke-before time.
+    pub tenant_revoked_before: Option<i64>,
+    /// The agent's revoke-before time.
+    pub agent_revoked_before: Option<i64>,
 }
 
 /// A signing key's metadata (the private key lives in a file).
@@ -260,13 +275,17 @@ pub trait Store: Send + Sync {
     fn use_nonce(&self, nonce_hash: &[u8; 32], now: i64) -> StoreResult<NonceUse>;
     /// Number of outstanding (unused, unexpired) nonces.
     fn outstanding_nonces(&self, now: i64) -> StoreResult<i64>;
-    /// Records a DPoP proof id; false if it was seen before (a replay).
-    fn use_dpop_jti(&self, jti_hash: &[u8; 32], expires_at: i64) -> StoreResult<bool>;
-
-    /// Records an issued token and its audit entry atomically.
-    fn issue_token(&self, token: &TokenRecord, audit: &NewAuditEntry) -> StoreResult<()>;
-    /// An issued token by id.
-    fn token(&self, jti: &str) -> StoreResult<Option<TokenRecord>>;
+    /// Records an issued token and its audit entry atomically. With `dpop`, first records that
+    /// DPoP proof id (hash, expiry) in the same transaction; returns false, changing nothing,
+    /// if the proof was seen before (a replay).
+    fn issue_token(
+        &self,
+        token: &TokenRecord,
+        audit: &NewAuditEntry,
+        dpop: Option<(&[u8; 32], i64)>,
+    ) -> StoreResult<bool>;
+    /// An issued token and its tenant's and agent's revocation state, by token id.
+    fn token_state(&self, jti: &str) -> StoreResult<Option<TokenState>>;
     /// Number of issued tokens not yet expired nor revoked.
     fn active_tokens(&self, now: i64) -> StoreResult<i64>;
 

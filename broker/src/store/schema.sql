@@ -1,4 +1,4 @@
--- attest-broker schema, version 1. Times are unix seconds; hashes are raw bytes.
+-- attest-broker schema, version 2. Times are unix seconds; hashes are raw bytes.
 CREATE TABLE IF NOT EXISTS tenants (
     id              TEXT PRIMARY KEY,
     created_at      INTEGER NOT NULL,
@@ -56,7 +56,8 @@ CREATE TABLE IF NOT EXISTS tokens (
     exp         INTEGER NOT NULL,
     attested_at INTEGER NOT NULL,
     jkt         TEXT NOT NULL,
-    revoked_at  INTEGER
+    revoked_at  INTEGER,
+    token_hash  BLOB NOT NULL   -- SHA-256 of the exact token string issued
 );
 CREATE INDEX IF NOT EXISTS tokens_exp ON tokens(exp);
 CREATE TABLE IF NOT EXISTS signing_keys (

@@ -11,14 +11,14 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use super::{
     AdminCredential, Agent, AuditQuery, BootstrapCredential, NonceUse, PolicyRecord, Revocation,
-    SigningKeyRecord, Store, StoreError, StoreResult, Tenant, TokenRecord,
+    SigningKeyRecord, Store, StoreError, StoreResult, Tenant, TokenRecord, TokenState,
 };
 use crate::audit::{self, AuditEntry, NewAuditEntry};
 
 /// The schema, applied idempotently at start.
 const SCHEMA: &str = include_str!("schema.sql");
 /// Schema version stored in `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 /// SQLite-backed [`Store`].
 pub struct SqliteStore {
@@ -71,6 +71,9 @@ impl SqliteStore {
         )
         .map_err(db)?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(db)?;
+        // One broker process owns the file: no per-transaction file-lock system calls.
+        conn.pragma_update(None, "locking_mode", "EXCLUSIVE")
+            .map_err(db)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(db)?;
         let store = SqliteStore {
@@ -162,6 +165,7 @@ fn token_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TokenRecord> {
         attested_at: r.get(6)?,
         jkt: r.get(7)?,
         revoked_at: r.get(8)?,
+        token_hash: [0; 32],
     })
 }
 
@@ -175,6 +179,14 @@ impl Store for SqliteStore {
                 return Err(StoreError::Database(format!(
                     "database schema version {version} is newer than this broker ({SCHEMA_VERSION})"
                 )));
+            }
+            if version == 1 {
+                // v2 stores the hash of each issued token; tokens issued before cannot be
+                // authenticated any more and read as inactive.
+                conn.execute_batch(
+                    "ALTER TABLE tokens ADD COLUMN token_hash BLOB NOT NULL DEFAULT x''",
+                )
+                .map_err(db)?;
             }
             conn.execute_batch(SCHEMA).map_err(db)?;
             conn.pragma_update(None, "user_version", SCHEMA_VERSION)
@@ -507,23 +519,29 @@ impl Store for SqliteStore {
         })
     }
 
-    fn use_dpop_jti(&self, jti_hash: &[u8; 32], expires_at: i64) -> StoreResult<bool> {
-        self.with(|c| {
-            let n = c
-                .execute(
-                    "INSERT OR IGNORE INTO dpop_jtis (hash, expires_at) VALUES (?1, ?2)",
-                    params![jti_hash.as_slice(), expires_at],
-                )
+    fn issue_token(
+        &self,
+        t: &TokenRecord,
+        audit: &NewAuditEntry,
+        dpop: Option<(&[u8; 32], i64)>,
+    ) -> StoreResult<bool> {
+        self.with(|conn| {
+            let tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
                 .map_err(db)?;
-            Ok(n == 1)
-        })
-    }
-
-    fn issue_token(&self, t: &TokenRecord, audit: &NewAuditEntry) -> StoreResult<()> {
-        self.tx(|tx| {
+            if let Some((hash, expires_at)) = dpop {
+                let fresh = tx
+                    .prepare_cached("INSERT OR IGNORE INTO dpop_jtis (hash, expires_at) VALUES (?1, ?2)")
+                    .map_err(db)?
+                    .execute(params![hash.as_slice(), expires_at])
+                    .map_err(db)?;
+                if fresh == 0 {
+                    return Ok(false); // dropping `tx` rolls back
+                }
+            }
             tx.prepare_cached(
-                "INSERT INTO tokens (jti, tenant, agent_id, kid, iat, exp, attested_at, jkt)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                "INSERT INTO tokens (jti, tenant, agent_id, kid, iat, exp, attested_at, jkt, token_hash)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )
             .map_err(db)?
             .execute(params![
@@ -534,24 +552,48 @@ impl Store for SqliteStore {
                 t.iat,
                 t.exp,
                 t.attested_at,
-                t.jkt
+                t.jkt,
+                t.token_hash.as_slice()
             ])
             .map_err(db)?;
-            append(tx, audit)
+            append(&tx, audit)?;
+            tx.commit().map_err(db)?;
+            Ok(true)
         })
     }
 
-    fn token(&self, jti: &str) -> StoreResult<Option<TokenRecord>> {
-        self.with(|c| {
+    fn token_state(&self, jti: &str) -> StoreResult<Option<TokenState>> {
+        let row = self.with(|c| {
             c.prepare_cached(
-                "SELECT jti, tenant, agent_id, kid, iat, exp, attested_at, jkt, revoked_at
-                 FROM tokens WHERE jti = ?1",
+                "SELECT t.jti, t.tenant, t.agent_id, t.kid, t.iat, t.exp, t.attested_at, t.jkt,
+                        t.revoked_at, t.token_hash, n.revoked_before, a.revoked_before
+                 FROM tokens t
+                 JOIN tenants n ON n.id = t.tenant
+                 JOIN agents a ON a.tenant = t.tenant AND a.agent_id = t.agent_id
+                 WHERE t.jti = ?1",
             )
             .map_err(db)?
-            .query_row([jti], token_row)
+            .query_row([jti], |r| {
+                Ok((
+                    token_row(r)?,
+                    r.get::<_, Vec<u8>>(9)?,
+                    r.get::<_, Option<i64>>(10)?,
+                    r.get::<_, Option<i64>>(11)?,
+                ))
+            })
             .optional()
             .map_err(db)
-        })
+        })?;
+        let Some((mut record, hash, tenant_revoked_before, agent_revoked_before)) = row else {
+            return Ok(None);
+        };
+        // Rows from before schema v2 have an empty hash and never authenticate.
+        record.token_hash = hash.try_into().unwrap_or([0; 32]);
+        Ok(Some(TokenState {
+            record,
+            tenant_revoked_before,
+            agent_revoked_before,
+        }))
     }
 
     fn active_tokens(&self, now: i64) -> StoreResult<i64> {
