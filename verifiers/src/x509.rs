@@ -95,6 +95,7 @@ impl Certificate {
 
     fn from_parsed(cert: &X509Certificate<'_>) -> Result<Self, VerifyError> {
         let tbs = &cert.tbs_certificate;
+        check_outer_der(cert.as_raw(), tbs.as_ref())?;
         if cert.signature_algorithm != tbs.signature {
             return Err(VerifyError::malformed(
                 "certificate",
@@ -268,6 +269,76 @@ impl Certificate {
         }
         Ok(())
     }
+}
+
+/// One DER TLV: (tag, content, whole encoding, rest).
+type Tlv<'a> = (u8, &'a [u8], &'a [u8], &'a [u8]);
+
+/// Reads one DER TLV with a definite, minimally encoded length (X.690 10.1).
+fn der_tlv(input: &[u8]) -> Option<Tlv<'_>> {
+    let (&tag, rest) = input.split_first()?;
+    let (&first, mut rest) = rest.split_first()?;
+    let len = if first < 0x80 {
+        usize::from(first)
+    } else {
+        let n = usize::from(first & 0x7f);
+        if n == 0 || n > 4 {
+            return None;
+        }
+        let (bytes, after) = rest.split_at_checked(n)?;
+        rest = after;
+        let len = bytes
+            .iter()
+            .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
+        // Minimal: no leading zero byte, and long form only from 128.
+        if bytes.first() == Some(&0) || len < 0x80 {
+            return None;
+        }
+        len
+    };
+    let (content, after) = rest.split_at_checked(len)?;
+    let header = input.len() - rest.len();
+    let whole = input.get(..header + len)?;
+    Some((tag, content, whole, after))
+}
+
+/// RFC 5280 4.1 framing, byte for byte: `Certificate ::= SEQUENCE { tbsCertificate,
+/// signatureAlgorithm, signatureValue BIT STRING }` with DER lengths and nothing after, and the
+/// outer signatureAlgorithm byte-identical to the (signed) one inside the TBS (4.1.1.2).
+/// x509-parser tolerates some re-encodings of the unsigned outer parts; refusing them keeps a
+/// certificate's fingerprint a function of its signed content.
+fn check_outer_der(der: &[u8], tbs: &[u8]) -> Result<(), VerifyError> {
+    let bad = |what: &str| VerifyError::malformed("certificate", format!("not DER: {what}"));
+    let (tag, content, _, rest) = der_tlv(der).ok_or_else(|| bad("outer SEQUENCE"))?;
+    if tag != 0x30 || !rest.is_empty() {
+        return Err(bad("outer SEQUENCE"));
+    }
+    let (tbs_tag, tbs_content, tbs_whole, rest) =
+        der_tlv(content).ok_or_else(|| bad("tbsCertificate"))?;
+    if tbs_tag != 0x30 || tbs_whole != tbs {
+        return Err(bad("tbsCertificate"));
+    }
+    let (alg_tag, _, alg_whole, rest) = der_tlv(rest).ok_or_else(|| bad("signatureAlgorithm"))?;
+    let (sig_tag, sig_content, _, rest) = der_tlv(rest).ok_or_else(|| bad("signatureValue"))?;
+    if alg_tag != 0x30 || sig_tag != 0x03 || sig_content.first() != Some(&0) || !rest.is_empty() {
+        return Err(bad("signatureAlgorithm or signatureValue"));
+    }
+    // Inside the TBS: [0] version (optional), serialNumber, signature AlgorithmIdentifier.
+    let (mut tag, _, _, mut fields) = der_tlv(tbs_content).ok_or_else(|| bad("TBS fields"))?;
+    if tag == 0xa0 {
+        (tag, _, _, fields) = der_tlv(fields).ok_or_else(|| bad("TBS serialNumber"))?;
+    }
+    if tag != 0x02 {
+        return Err(bad("TBS serialNumber"));
+    }
+    let (_, _, inner_alg, _) = der_tlv(fields).ok_or_else(|| bad("TBS signature"))?;
+    if inner_alg != alg_whole {
+        return Err(VerifyError::malformed(
+            "certificate",
+            "signatureAlgorithm differs from the TBS signature field (RFC 5280 4.1.1.2)",
+        ));
+    }
+    Ok(())
 }
 
 impl PartialEq for Certificate {

@@ -124,3 +124,25 @@ proptest! {
         prop_assert!(SnpVerifier::default().verify(&report, &bad, &opts()).is_err());
     }
 }
+
+/// Every single-bit flip (XOR 0x01 and 0x80) of a real VCEK is rejected: inside the signed
+/// TBS by the ASK signature, outside it by the strict DER framing check (x509-parser alone
+/// tolerates some re-encoded outer tags, which would change the certificate's fingerprint
+/// without changing what was signed).
+#[test]
+fn every_single_byte_flip_of_the_vcek_is_rejected() {
+    let (report, cert) = real();
+    let verifier = SnpVerifier::default();
+    for offset in 0..cert.len() {
+        for mask in [0x01u8, 0x80] {
+            let mut bad = cert.clone();
+            bad[offset] ^= mask;
+            let result = verifier.verify(&report, &bad, &opts());
+            assert!(
+                result.is_err(),
+                "flip {mask:#x} at {offset} of the VCEK verified"
+            );
+        }
+    }
+    assert_eq!(verifier.cached_chains(), 0, "nothing tampered was cached");
+}
