@@ -118,6 +118,10 @@ pub struct TrustConfig {
     /// `allow_simulated = true`.
     #[serde(default)]
     pub extra_amd_roots: Vec<PathBuf>,
+    /// Extra AWS Nitro root certificates (PEM or DER), e.g. a simulated Nitro hierarchy for
+    /// drills; same rules as `extra_amd_roots`.
+    #[serde(default)]
+    pub extra_nitro_roots: Vec<PathBuf>,
 }
 
 /// `[limits]`

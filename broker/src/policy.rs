@@ -1,6 +1,9 @@
 //! Policy, first cut: per (tenant, agent class), versioned, enforce or shadow. Appraisal
 //! compares verified claims with reference values and lists every check that passed or failed.
 
+use std::collections::BTreeMap;
+
+use attest_verifiers::nitro::NitroClaims;
 use attest_verifiers::snp::SnpClaims;
 use attest_verifiers::Claims;
 use serde::{Deserialize, Serialize};
@@ -64,6 +67,19 @@ pub struct SnpPolicy {
     pub host_data: Vec<String>,
 }
 
+/// Reference values for AWS Nitro Enclaves documents.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NitroPolicy {
+    /// Allowed values per PCR index (`"0"`, `"1"`, `"2"`, `"8"`…; hex, 48 bytes). Every listed
+    /// index must match one of its values. Empty: any PCRs (not recommended).
+    #[serde(default)]
+    pub pcrs: BTreeMap<String, Vec<String>>,
+    /// Whether a debug-mode enclave (PCR0/1/2 zero) may get a token.
+    #[serde(default)]
+    pub allow_debug: bool,
+}
+
 /// A policy document, stored as JSON and versioned per (tenant, class).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -74,6 +90,9 @@ pub struct Policy {
     /// SEV-SNP reference values; absent: SEV-SNP evidence is not accepted.
     #[serde(default)]
     pub sev_snp: Option<SnpPolicy>,
+    /// AWS Nitro reference values; absent: Nitro documents are not accepted.
+    #[serde(default)]
+    pub aws_nitro: Option<NitroPolicy>,
     /// Scopes granted, with `{agent_id}` and `{tenant}` templates.
     #[serde(default)]
     pub scopes: Vec<String>,
@@ -135,6 +154,20 @@ impl Policy {
                     return Err(PolicyError(format!(
                         "host_data {h:?} is not 32 bytes of hex"
                     )));
+                }
+            }
+        }
+        if let Some(nitro) = &self.aws_nitro {
+            for (index, values) in &nitro.pcrs {
+                if index.parse::<u8>().map_or(true, |i| i > 31) {
+                    return Err(PolicyError(format!("PCR index {index:?} is not 0-31")));
+                }
+                for v in values {
+                    if hex::decode(v).map(|b| b.len()) != Ok(48) {
+                        return Err(PolicyError(format!(
+                            "PCR{index} value {v:?} is not 48 bytes of hex"
+                        )));
+                    }
                 }
             }
         }
@@ -212,6 +245,14 @@ pub fn appraise(policy: &Policy, claims: &Claims) -> Appraisal {
                 "policy does not accept sev-snp evidence",
             ),
         },
+        Claims::AwsNitro(c) => match &policy.aws_nitro {
+            Some(p) => appraise_nitro(p, policy.allow_simulated, c, &mut a),
+            None => a.check(
+                "policy.evidence_kind",
+                false,
+                "policy does not accept aws-nitro evidence",
+            ),
+        },
         other => a.check(
             "policy.evidence_kind",
             false,
@@ -281,6 +322,38 @@ fn appraise_snp(p: &SnpPolicy, allow_simulated: bool, c: &SnpClaims, a: &mut App
                 min.snp,
                 min.microcode
             ),
+        );
+    }
+}
+
+fn appraise_nitro(p: &NitroPolicy, allow_simulated: bool, c: &NitroClaims, a: &mut Appraisal) {
+    a.check(
+        "policy.vendor_root",
+        c.vendor_root || allow_simulated,
+        if c.vendor_root {
+            "chain ends at the pinned AWS Nitro root".to_string()
+        } else {
+            format!("chain ends at a simulated root (allow_simulated = {allow_simulated})")
+        },
+    );
+    a.check(
+        "policy.debug",
+        p.allow_debug || !c.debug,
+        format!("debug enclave {} (allowed: {})", c.debug, p.allow_debug),
+    );
+    for (index, allowed) in &p.pcrs {
+        let actual = index
+            .parse::<u8>()
+            .ok()
+            .and_then(|i| c.pcr(i))
+            .map(hex::encode);
+        let ok = actual
+            .as_deref()
+            .is_some_and(|v| allowed.iter().any(|a| a.eq_ignore_ascii_case(v)));
+        a.check(
+            "policy.pcr",
+            ok,
+            format!("PCR{index} {}", actual.as_deref().unwrap_or("absent")),
         );
     }
 }

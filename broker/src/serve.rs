@@ -5,6 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use attest_verifiers::nitro::{NitroTrustAnchors, NitroVerifier};
 use attest_verifiers::snp::{AmdTrustAnchors, SnpVerifier};
 use tokio::net::TcpListener;
 
@@ -51,6 +52,14 @@ pub async fn run(config: Config, dev: bool) -> Result<(), String> {
             .add_roots(&bundle)
             .map_err(|e| format!("{}: {e}", path.display()))?;
     }
+    let mut nitro_anchors = NitroTrustAnchors::builtin();
+    for path in &config.trust.extra_nitro_roots {
+        let bundle = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        nitro_anchors
+            .add_roots(&bundle)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        extra_roots.push(path.clone());
+    }
     if !extra_roots.is_empty() {
         let text =
             format!(
@@ -85,6 +94,7 @@ pub async fn run(config: Config, dev: bool) -> Result<(), String> {
     let state = AppState {
         store: store.clone(),
         snp: Arc::new(SnpVerifier::new(anchors)),
+        nitro: Arc::new(NitroVerifier::new(nitro_anchors)),
         keys: Arc::new(keyring),
         hmac_key: Arc::new(hmac_key),
         settings: Arc::new(settings),

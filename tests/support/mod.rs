@@ -39,6 +39,29 @@ impl Broker {
         b
     }
 
+    /// Starts a broker from a configuration file (not `--dev`): `extra` is appended to a
+    /// config with a fresh data directory and a free loopback port.
+    pub fn start_with_config(extra: &str) -> Broker {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("data");
+        let config = tmp.path().join("broker.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[server]\nlisten = \"127.0.0.1:0\"\n[storage]\ndata_dir = \"{}\"\n{extra}",
+                data.display()
+            ),
+        )
+        .unwrap();
+        let mut b = Broker::spawn(
+            &["serve", "--config", config.to_str().unwrap()],
+            &data,
+            tmp.path().join("broker.log"),
+        );
+        b._tmp = Some(tmp);
+        b
+    }
+
     /// Starts a `--dev` broker on `data` and a free port, appending its log to `log`.
     pub fn start_in(data: &Path, log: PathBuf) -> Broker {
         Broker::start_at(data, log, "127.0.0.1:0")
@@ -53,14 +76,22 @@ impl Broker {
 
     /// Starts (or restarts) a `--dev` broker on `data` listening on `listen`.
     pub fn start_at(data: &Path, log: PathBuf, listen: &str) -> Broker {
+        let data_arg = data.to_str().unwrap();
+        Broker::spawn(
+            &["serve", "--dev", "--listen", listen, "--data-dir", data_arg],
+            data,
+            log,
+        )
+    }
+
+    fn spawn(args: &[&str], data: &Path, log: PathBuf) -> Broker {
         let log_file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&log)
             .unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_attest-broker"))
-            .args(["serve", "--dev", "--listen", listen, "--data-dir"])
-            .arg(data)
+            .args(args)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -79,6 +79,10 @@ enum Evidence {
     /// A SEV-SNP report (base64) and its VCEK/VLEK (base64 DER, or PEM text).
     #[serde(rename = "sev-snp")]
     SevSnp { report: String, certs: String },
+    /// An AWS Nitro Enclaves attestation document (COSE_Sign1, base64). Its `nonce` field
+    /// carries the binding.
+    #[serde(rename = "aws-nitro")]
+    AwsNitro { document: String },
 }
 
 #[derive(Deserialize)]
@@ -321,6 +325,15 @@ fn verify_evidence(
                 expected_report_data: Some(expected),
             };
             state.snp.verify(&report, &certs, &opts)
+        }
+        Evidence::AwsNitro { document } => {
+            let document = decode_blob("document", document).map_err(|_| malformed("document"))?;
+            let opts = attest_verifiers::nitro::VerifyOptions {
+                at,
+                expected_nonce: Some(expected),
+                expected_user_data: None,
+            };
+            state.nitro.verify(&document, &opts)
         }
     }
 }

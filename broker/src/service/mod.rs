@@ -10,6 +10,7 @@ mod ops;
 use std::sync::Arc;
 use std::time::Duration;
 
+use attest_verifiers::nitro::NitroVerifier;
 use attest_verifiers::snp::SnpVerifier;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Request};
@@ -60,6 +61,8 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     /// SEV-SNP verifier with its chain cache.
     pub snp: Arc<SnpVerifier>,
+    /// AWS Nitro verifier with its chain cache.
+    pub nitro: Arc<NitroVerifier>,
     /// Signing keys.
     pub keys: Arc<KeyRing>,
     /// Server HMAC key for credentials.
