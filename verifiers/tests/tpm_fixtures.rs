@@ -402,3 +402,41 @@ fn bare_rsassa_signatures_from_the_simulator_verify() {
     i.ak = AttestationKey::parse(&ak.spki_der().unwrap()).unwrap();
     verify(&i, &nonce_opts()).unwrap();
 }
+
+#[test]
+fn quotes_over_chosen_pcr_values() {
+    let mut sim = SimTpm::with_banks(&[Hash::Sha256, Hash::Sha384]).unwrap();
+    sim.set_pcr(Hash::Sha256, 16, &[0x42; 32]).unwrap();
+    sim.set_pcr(Hash::Sha384, 23, &[0x17; 48]).unwrap();
+    assert!(sim.set_pcr(Hash::Sha1, 0, &[0; 20]).is_err());
+    assert!(sim.set_pcr(Hash::Sha256, 24, &[0; 32]).is_err());
+    assert!(sim.set_pcr(Hash::Sha256, 0, &[0; 20]).is_err());
+    let ak = sim.create_ak(AkKind::Rsa2048).unwrap();
+    let q = sim
+        .quote(
+            &ak,
+            &[(Hash::Sha384, vec![23]), (Hash::Sha256, vec![16, 0])],
+            NONCE,
+        )
+        .unwrap();
+    let mut i = input(&sim, &ak, &q);
+    i.pcrs = PcrValues::from_json(sim.pcrs_json(&[Hash::Sha256, Hash::Sha384]).as_bytes()).unwrap();
+    let evidence = QuoteEvidence {
+        attest: &i.attest,
+        signature: &i.sig,
+        ak: &i.ak,
+        pcrs: Some(&i.pcrs),
+        event_log: None,
+    };
+    let Claims::Tpm(c) = tpm::verify_quote(&evidence, &nonce_opts())
+        .unwrap()
+        .into_claims()
+    else {
+        panic!()
+    };
+    assert_eq!(c.pcrs[&HashAlg::Sha256][&16].as_slice(), [0x42; 32]);
+    assert_eq!(c.pcrs[&HashAlg::Sha256][&0].as_slice(), [0; 32]);
+    assert_eq!(c.pcrs[&HashAlg::Sha384][&23].as_slice(), [0x17; 48]);
+    assert_eq!(c.pcrs[&HashAlg::Sha384].len(), 1);
+    assert_eq!(c.pcr_select[&HashAlg::Sha256], [0, 16]);
+}
