@@ -221,24 +221,12 @@ fn bench(args: &BenchArgs) -> Result<Value, String> {
     let p384 = p384_capacity(attest_seconds.min(Duration::from_secs(3)));
     eprintln!("bench: attest at full load…");
     let (broker_cpu0, self_cpu0) = (cpu(&broker_pid), cpu(&Some("self".into())));
-    let attest = drive(
-        &url,
-        &workers,
-        attest_seconds,
-        None,
-        |host, client, secret, _| host.attest(client, secret).map(|_| ()),
-    );
+    let attest = drive(&url, &workers, attest_seconds, None, attest_once);
     let attest_cpu = cpu(&broker_pid).zip(broker_cpu0).map(|(b, a)| b - a);
     let attest_gen_cpu = cpu(&Some("self".into())).zip(self_cpu0).map(|(b, a)| b - a);
     eprintln!("bench: attest at half the measured peak…");
     let half = attest.rate() / 2.0;
-    let attest_half = drive(
-        &url,
-        &workers,
-        attest_seconds,
-        Some(half),
-        |host, client, secret, _| host.attest(client, secret).map(|_| ()),
-    );
+    let attest_half = drive(&url, &workers, attest_seconds, Some(half), attest_once);
     eprintln!("bench: refresh at full load…");
     let tokens: Vec<Mutex<String>> = workers
         .iter()
@@ -254,9 +242,11 @@ fn bench(args: &BenchArgs) -> Result<Value, String> {
         drive(&url, &workers, seconds, None, move |host, client, _, i| {
             let slot = tokens.get(i).ok_or("no token")?;
             let current = slot.lock().map_err(|_| "poisoned")?.clone();
+            let started = Instant::now();
             let next = host.refresh(client, &current)?;
+            let took = started.elapsed();
             *slot.lock().map_err(|_| "poisoned")? = next.token;
-            Ok(())
+            Ok(took)
         })
     };
     let refresh_cpu = cpu(&broker_pid).zip(refresh_cpu0).map(|(b, a)| b - a);
@@ -321,7 +311,28 @@ fn p384_sample() -> Option<Arc<(Vec<u8>, Vec<u8>)>> {
     Some(Arc::new((key.public_point().to_vec(), sig.to_vec())))
 }
 
-type Work = dyn Fn(&SimHost, &Client, &str, usize) -> Result<(), String> + Send + Sync;
+/// One attestation; the latency is the `POST /v1/attest` round trip (verification, appraisal,
+/// token mint, audit write), not the challenge or the host signing its evidence.
+fn attest_once(
+    host: &SimHost,
+    client: &Client,
+    secret: &str,
+    _: usize,
+) -> Result<Duration, String> {
+    let nonce = host.challenge(client)?;
+    let body = host.attest_body(&nonce)?;
+    let started = Instant::now();
+    let reply = host.post_attest(client, secret, body).map_err(|e| e.0)?;
+    let took = started.elapsed();
+    if reply.ok() {
+        Ok(took)
+    } else {
+        Err(format!("{} {}", reply.status, reply.body))
+    }
+}
+
+/// Work done per iteration; returns the latency to record.
+type Work = dyn Fn(&SimHost, &Client, &str, usize) -> Result<Duration, String> + Send + Sync;
 
 /// Runs `work` on every worker for `duration`, optionally paced to `rate` per second overall.
 fn drive<F>(
@@ -332,7 +343,7 @@ fn drive<F>(
     work: F,
 ) -> Phase
 where
-    F: Fn(&SimHost, &Client, &str, usize) -> Result<(), String> + Send + Sync + 'static,
+    F: Fn(&SimHost, &Client, &str, usize) -> Result<Duration, String> + Send + Sync + 'static,
 {
     let work: Arc<Work> = Arc::new(work);
     let phase = Arc::new(Mutex::new(Phase::default()));
@@ -353,7 +364,9 @@ where
                     return;
                 };
                 let mut local = Phase::default();
-                let mut next = Instant::now();
+                // Paced workers start spread over one interval, not all at once.
+                let mut next =
+                    Instant::now() + interval.map_or(Duration::ZERO, |d| d * i as u32 / n as u32);
                 while start.elapsed() < duration {
                     if let Some(interval) = interval {
                         let now = Instant::now();
@@ -362,11 +375,10 @@ where
                         }
                         next += interval;
                     }
-                    let t = Instant::now();
                     match work(host, &client, secret, i) {
-                        Ok(()) => {
+                        Ok(took) => {
                             local.ok += 1;
-                            local.latencies_us.push(t.elapsed().as_micros() as u64);
+                            local.latencies_us.push(took.as_micros() as u64);
                         }
                         Err(_) => local.failed += 1,
                     }

@@ -53,19 +53,18 @@ async fn challenge(State(state): State<AppState>) -> Result<Json<ChallengeRespon
     let nonce = crypto::random::<32>().map_err(|e| ApiError::Internal(e.to_string()))?;
     let hash = crypto::sha256(&nonce);
     let ttl = state.settings.nonce_ttl_secs;
-    let max = state.settings.max_outstanding_nonces;
+    use std::sync::atomic::Ordering;
+    if state.outstanding_nonces.load(Ordering::Relaxed) >= state.settings.max_outstanding_nonces {
+        return Err(ApiError::TooManyRequests(
+            "challenge.too_many",
+            "too many outstanding challenges; retry later".into(),
+        ));
+    }
     let store = state.store.clone();
     state
-        .blocking(move || {
-            if store.outstanding_nonces(now)? >= max {
-                return Ok(Err(ApiError::TooManyRequests(
-                    "challenge.too_many",
-                    "too many outstanding challenges; retry later".into(),
-                )));
-            }
-            store.put_nonce(&hash, now + ttl, None).map(Ok)
-        })
-        .await??;
+        .blocking(move || store.put_nonce(&hash, now + ttl, None))
+        .await?;
+    state.outstanding_nonces.fetch_add(1, Ordering::Relaxed);
     Ok(Json(ChallengeResponse {
         nonce: jose::b64(&nonce),
         expires_in: ttl,

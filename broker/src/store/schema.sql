@@ -1,4 +1,5 @@
--- attest-broker schema, version 2. Times are unix seconds; hashes are raw bytes.
+-- attest-broker schema, version 2. Tables keyed by random ids are WITHOUT ROWID: one
+-- b-tree per table instead of two, so fewer pages per commit. Times are unix seconds; hashes are raw bytes.
 CREATE TABLE IF NOT EXISTS tenants (
     id              TEXT PRIMARY KEY,
     created_at      INTEGER NOT NULL,
@@ -41,12 +42,12 @@ CREATE TABLE IF NOT EXISTS nonces (
     hash        BLOB PRIMARY KEY,
     expires_at  INTEGER NOT NULL,
     used_at     INTEGER
-);
+) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS nonces_expiry ON nonces(expires_at);
 CREATE TABLE IF NOT EXISTS dpop_jtis (
     hash        BLOB PRIMARY KEY,
     expires_at  INTEGER NOT NULL
-);
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS tokens (
     jti         TEXT PRIMARY KEY,
     tenant      TEXT NOT NULL,
@@ -58,7 +59,7 @@ CREATE TABLE IF NOT EXISTS tokens (
     jkt         TEXT NOT NULL,
     revoked_at  INTEGER,
     token_hash  BLOB NOT NULL   -- SHA-256 of the exact token string issued
-);
+) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS tokens_exp ON tokens(exp);
 CREATE TABLE IF NOT EXISTS signing_keys (
     kid         TEXT PRIMARY KEY,
