@@ -87,26 +87,18 @@ pub struct ChallengeConfig {
     /// Nonce lifetime in seconds.
     #[serde(default = "default_nonce_ttl")]
     pub ttl_secs: u64,
-    /// Outstanding (unused, unexpired) nonces beyond which challenges are refused with 429.
-    #[serde(default = "default_max_outstanding")]
-    pub max_outstanding: i64,
 }
 
 impl Default for ChallengeConfig {
     fn default() -> Self {
         ChallengeConfig {
             ttl_secs: default_nonce_ttl(),
-            max_outstanding: default_max_outstanding(),
         }
     }
 }
 
 fn default_nonce_ttl() -> u64 {
     60
-}
-
-fn default_max_outstanding() -> i64 {
-    100_000
 }
 
 /// `[trust]`

@@ -84,7 +84,6 @@ pub async fn run(config: Config, dev: bool) -> Result<(), String> {
     let settings = Settings {
         issuer: issuer.clone(),
         nonce_ttl_secs: i64::try_from(config.challenge.ttl_secs).unwrap_or(60),
-        max_outstanding_nonces: config.challenge.max_outstanding,
         warning,
         max_body_bytes: config.limits.max_body_bytes,
         request_timeout: Duration::from_secs(config.limits.request_timeout_secs),
@@ -99,9 +98,6 @@ pub async fn run(config: Config, dev: bool) -> Result<(), String> {
         hmac_key: Arc::new(hmac_key),
         settings: Arc::new(settings),
         metrics: Arc::new(Metrics::default()),
-        outstanding_nonces: Arc::new(std::sync::atomic::AtomicI64::new(
-            store.outstanding_nonces(now).map_err(|e| e.to_string())?,
-        )),
         policies: Arc::default(),
     };
     tokio::spawn(upkeep(state.clone()));
@@ -184,7 +180,7 @@ async fn shutdown_signal(grace: Duration) {
     });
 }
 
-/// Every minute: drop expired nonces and DPoP ids, pick up key changes from other replicas.
+/// Every minute: drop records of expired single-use values, pick up key changes from other replicas.
 async fn upkeep(state: AppState) {
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     loop {
@@ -194,16 +190,13 @@ async fn upkeep(state: AppState) {
         let now = service::now();
         let result = tokio::task::spawn_blocking(move || {
             store.sweep(now).map_err(|e| e.to_string())?;
-            keys.reload(store.as_ref()).map_err(|e| e.to_string())?;
-            store.outstanding_nonces(now).map_err(|e| e.to_string())
+            keys.reload(store.as_ref()).map_err(|e| e.to_string())
         })
         .await
         .map_err(|e| e.to_string())
         .and_then(|r| r);
         match result {
-            Ok(n) => state
-                .outstanding_nonces
-                .store(n, std::sync::atomic::Ordering::Relaxed),
+            Ok(()) => {}
             Err(e) => {
                 tracing::warn!(error = %e, "upkeep failed");
             }

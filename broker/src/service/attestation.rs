@@ -20,7 +20,7 @@ use crate::audit::NewAuditEntry;
 use crate::crypto;
 use crate::jose::{self, EcJwk};
 use crate::policy::{self, Mode, Policy};
-use crate::store::{NonceUse, TokenRecord};
+use crate::store::{OnceKind, TokenRecord, UseOnce};
 use crate::tokens::{self, AttestationSummary, Confirmation, TokenClaims};
 
 /// Domain separation for the evidence binding (DESIGN.md "Binding a token to hardware").
@@ -48,23 +48,58 @@ struct ChallengeResponse {
     expires_in: i64,
 }
 
-async fn challenge(State(state): State<AppState>) -> Result<Json<ChallengeResponse>, ApiError> {
-    let now = state.now();
-    let nonce = crypto::random::<32>().map_err(|e| ApiError::Internal(e.to_string()))?;
-    let hash = crypto::sha256(&nonce);
-    let ttl = state.settings.nonce_ttl_secs;
-    use std::sync::atomic::Ordering;
-    if state.outstanding_nonces.load(Ordering::Relaxed) >= state.settings.max_outstanding_nonces {
-        return Err(ApiError::TooManyRequests(
-            "challenge.too_many",
-            "too many outstanding challenges; retry later".into(),
+/// Domain separation for the challenge MAC.
+const NONCE_MAC_CONTEXT: &[u8] = b"attest-broker/v1 challenge";
+
+/// A challenge nonce: 32 bytes = 16 random ‖ expiry (u64 big-endian) ‖ the first 8 bytes of
+/// HMAC-SHA-256(server key, context ‖ random ‖ expiry). Self-authenticating, so issuing one
+/// writes nothing; its single use is recorded when it is used.
+/// See docs/decisions/0008-stateless-challenges.md.
+fn new_nonce(key: &[u8], expires_at: i64) -> Result<[u8; 32], ApiError> {
+    let random = crypto::random::<16>().map_err(|e| ApiError::Internal(e.to_string()))?;
+    let mut nonce = [0u8; 32];
+    let (r, rest) = nonce.split_at_mut(16);
+    let (exp, mac) = rest.split_at_mut(8);
+    r.copy_from_slice(&random);
+    exp.copy_from_slice(&expires_at.to_be_bytes());
+    let tag = crypto::hmac_sha256(
+        key,
+        &[NONCE_MAC_CONTEXT, &random, &expires_at.to_be_bytes()].concat(),
+    );
+    mac.copy_from_slice(tag.get(..8).unwrap_or(&[0; 8]));
+    Ok(nonce)
+}
+
+/// Why a presented nonce is unusable before any store lookup.
+fn check_nonce(key: &[u8], nonce: &[u8], now: i64) -> Result<i64, ApiError> {
+    let (Some(random), Some(exp), Some(mac)) =
+        (nonce.get(..16), nonce.get(16..24), nonce.get(24..32))
+    else {
+        return Err(ApiError::bad(
+            "nonce.malformed",
+            "nonce must be the 32-byte base64url value from /v1/challenge",
+        ));
+    };
+    let tag = crypto::hmac_sha256(key, &[NONCE_MAC_CONTEXT, random, exp].concat());
+    if nonce.len() != 32 || !crypto::ct_eq(tag.get(..8).unwrap_or(&[]), mac) {
+        return Err(ApiError::bad(
+            "nonce.unknown",
+            "nonce was not issued by this broker",
         ));
     }
-    let store = state.store.clone();
-    state
-        .blocking(move || store.put_nonce(&hash, now + ttl, None))
-        .await?;
-    state.outstanding_nonces.fetch_add(1, Ordering::Relaxed);
+    let expires_at = i64::from_be_bytes(exp.try_into().unwrap_or([0; 8]));
+    if expires_at < now {
+        return Err(ApiError::bad(
+            "nonce.expired",
+            "nonce expired; request a new challenge",
+        ));
+    }
+    Ok(expires_at)
+}
+
+async fn challenge(State(state): State<AppState>) -> Result<Json<ChallengeResponse>, ApiError> {
+    let ttl = state.settings.nonce_ttl_secs;
+    let nonce = new_nonce(&state.hmac_key, state.now() + ttl)?;
     Ok(Json(ChallengeResponse {
         nonce: jose::b64(&nonce),
         expires_in: ttl,
@@ -127,82 +162,60 @@ async fn attest(
     span.record("tenant", cred.tenant.as_str());
     span.record("agent", cred.agent_id.as_str());
     let actor = format!("agent:{}/{}", cred.tenant, cred.agent_id);
-    let nonce = jose::b64_decode(&req.nonce)
-        .ok()
-        .filter(|n| n.len() == 32)
-        .ok_or_else(|| {
-            ApiError::bad(
-                "nonce.malformed",
-                "nonce must be the 32-byte base64url value from /v1/challenge",
-            )
-        })?;
+    let nonce = jose::b64_decode(&req.nonce).map_err(|_| {
+        ApiError::bad(
+            "nonce.malformed",
+            "nonce must be the 32-byte base64url value from /v1/challenge",
+        )
+    })?;
     let jkt = req
         .binding_key
         .thumbprint()
         .map_err(|e| ApiError::bad("binding_key.invalid", e.to_string()))?;
     let jkt_b64 = jose::b64(&jkt);
 
-    // Load everything the decision needs, and use the nonce (single use, even on failure).
+    // The nonce must be ours, unexpired and unused; it is consumed, even when the evidence
+    // fails, in the same transaction as the decision's audit entry.
+    let nonce_expires = match check_nonce(&state.hmac_key, &nonce, now) {
+        Ok(exp) => exp,
+        Err(e) => return deny(&state, &cred.tenant, &actor, &cred.agent_id, now, e, None).await,
+    };
+    let nonce_hash = crypto::sha256(&nonce);
+    let once = UseOnce {
+        kind: OnceKind::Challenge,
+        hash: &nonce_hash,
+        expires_at: nonce_expires,
+    };
     let store = state.store.clone();
     let (tenant_id, agent_id) = (cred.tenant.clone(), cred.agent_id.clone());
-    let nonce_hash = crypto::sha256(&nonce);
-    let (nonce_use, agent, tenant) = state
+    let (used, agent) = state
         .blocking(move || {
-            let used = store.use_nonce(&nonce_hash, now)?;
             Ok::<_, crate::store::StoreError>((
-                used,
+                store.was_used(OnceKind::Challenge, &nonce_hash)?,
                 store.agent(&tenant_id, &agent_id)?,
-                store.tenant(&tenant_id)?,
             ))
         })
         .await?;
-    let (Some(agent), Some(_tenant)) = (agent, tenant) else {
+    let Some(agent) = agent else {
         return Err(ApiError::unauthorized(
             "bootstrap.invalid",
             "agent no longer exists",
         ));
     };
-    match nonce_use {
-        NonceUse::Fresh => {}
-        NonceUse::Replayed => {
-            return deny(
-                &state,
-                &cred.tenant,
-                &actor,
-                &cred.agent_id,
-                now,
-                ApiError::Conflict("nonce.replayed", "nonce already used".into()),
-            )
-            .await
-        }
-        NonceUse::Expired => {
-            return deny(
-                &state,
-                &cred.tenant,
-                &actor,
-                &cred.agent_id,
-                now,
-                ApiError::bad("nonce.expired", "nonce expired; request a new challenge"),
-            )
-            .await
-        }
-        NonceUse::Unknown => {
-            return deny(
-                &state,
-                &cred.tenant,
-                &actor,
-                &cred.agent_id,
-                now,
-                ApiError::bad("nonce.unknown", "nonce was not issued by this broker"),
-            )
-            .await
-        }
+    if used {
+        return deny(
+            &state,
+            &cred.tenant,
+            &actor,
+            &cred.agent_id,
+            now,
+            replayed(),
+            None,
+        )
+        .await;
     }
-
-    let store = state.store.clone();
-    let (t, c) = (agent.tenant.clone(), agent.class.clone());
-    let record = state
-        .blocking(move || store.policy(&t, &c, None))
+    let (policy, policy_version) = state
+        .policy(&agent.tenant, &agent.class)
         .await?
         .ok_or_else(|| {
             ApiError::Forbidden(
@@ -211,8 +224,6 @@ async fn attest(
                 vec!["policy.missing".into()],
             )
         })?;
-    let policy = Policy::from_json(&record.body)
-        .map_err(|e| ApiError::Internal(format!("stored policy invalid: {e}")))?;
 
     // Verify the evidence and its binding to this nonce and this key.
     let expected = binding(&nonce, &jkt);
@@ -230,8 +241,7 @@ async fn attest(
             )
             .decision("deny")
             .details(json!({"reasons": [code], "message": e.to_string()}));
-            let store = state.store.clone();
-            state.blocking(move || store.append_audit(&audit)).await?;
+            consume_with_audit(&state, audit, once).await?;
             span.record("decision", "deny");
             return Err(ApiError::Forbidden(
                 "evidence.rejected",
@@ -249,9 +259,8 @@ async fn attest(
         state.metrics.denied(&failures);
         let audit = NewAuditEntry::new(now, Some(&cred.tenant), &actor, "attest.deny", &cred.agent_id)
             .decision("deny")
-            .details(json!({"reasons": failures, "policy": agent.class, "policy_version": record.version, "checks": appraisal.checks}));
-        let store = state.store.clone();
-        state.blocking(move || store.append_audit(&audit)).await?;
+            .details(json!({"reasons": failures, "policy": agent.class, "policy_version": policy_version, "checks": appraisal.checks}));
+        consume_with_audit(&state, audit, once).await?;
         span.record("decision", "deny");
         return Err(ApiError::Forbidden(
             "policy.denied",
@@ -277,7 +286,7 @@ async fn attest(
         }
         None => policy.audiences.first().cloned().unwrap_or_default(),
     };
-    let summary = AttestationSummary::from_evidence(&verified, &agent.class, record.version);
+    let summary = AttestationSummary::from_evidence(&verified, &agent.class, policy_version);
     let claims = new_claims(
         &state,
         &policy,
@@ -288,7 +297,7 @@ async fn attest(
         summary,
         now,
     )?;
-    let details = json!({"decision": decision, "reasons": failures, "policy": agent.class, "policy_version": record.version, "tee": verified.claims().tee().as_str(), "jkt": claims.cnf.jkt});
+    let details = json!({"decision": decision, "reasons": failures, "policy": agent.class, "policy_version": policy_version, "tee": verified.claims().tee().as_str(), "jkt": claims.cnf.jkt});
     let response = issue(
         &state,
         claims,
@@ -296,9 +305,13 @@ async fn attest(
         "token.issue",
         decision,
         details,
-        None,
+        Some(once),
     )
-    .await?;
+    .await
+    .map_err(|e| match e {
+        ApiError::Unauthorized("once.replayed", _) => replayed(),
+        other => other,
+    })?;
     state
         .metrics
         .issued(verified.claims().tee().as_str(), "attest");
@@ -344,6 +357,38 @@ fn malformed(what: &'static str) -> attest_verifiers::VerifyError {
     }
 }
 
+fn replayed() -> ApiError {
+    ApiError::Conflict("nonce.replayed", "nonce already used".into())
+}
+
+/// Records a denial (and uses the nonce) in one transaction; a nonce used concurrently by
+/// another request turns the answer into a replay.
+async fn consume_with_audit(
+    state: &AppState,
+    audit: NewAuditEntry,
+    once: UseOnce<'_>,
+) -> Result<(), ApiError> {
+    let store = state.store.clone();
+    let (kind, hash, expires_at) = (once.kind, *once.hash, once.expires_at);
+    let fresh = state
+        .blocking(move || {
+            store.append_audit(
+                &audit,
+                Some(UseOnce {
+                    kind,
+                    hash: &hash,
+                    expires_at,
+                }),
+            )
+        })
+        .await?;
+    if fresh {
+        Ok(())
+    } else {
+        Err(replayed())
+    }
+}
+
 async fn deny(
     state: &AppState,
     tenant: &str,
@@ -351,14 +396,22 @@ async fn deny(
     agent: &str,
     now: i64,
     error: ApiError,
+    once: Option<UseOnce<'_>>,
 ) -> Result<Json<TokenResponse>, ApiError> {
     let code = error.code().to_string();
     state.metrics.denied(std::slice::from_ref(&code));
     let audit = NewAuditEntry::new(now, Some(tenant), actor, "attest.deny", agent)
         .decision("deny")
         .details(json!({"reasons": [code]}));
-    let store = state.store.clone();
-    state.blocking(move || store.append_audit(&audit)).await?;
+    match once {
+        Some(once) => consume_with_audit(state, audit, once).await?,
+        None => {
+            let store = state.store.clone();
+            state
+                .blocking(move || store.append_audit(&audit, None))
+                .await?;
+        }
+    }
     Span::current().record("decision", "deny");
     Err(error)
 }
@@ -407,7 +460,7 @@ async fn issue(
     action: &str,
     decision: &str,
     mut details: serde_json::Value,
-    dpop: Option<([u8; 32], i64)>,
+    once: Option<UseOnce<'_>>,
 ) -> Result<TokenResponse, ApiError> {
     let (token, kid) =
         tokens::mint(&state.keys, &claims).map_err(|e| ApiError::Internal(e.to_string()))?;
@@ -432,13 +485,21 @@ async fn issue(
         .decision(decision)
         .details(details);
     let store = state.store.clone();
+    let once = once.map(|o| (o.kind, *o.hash, o.expires_at));
     let issued = state
-        .blocking(move || store.issue_token(&record, &audit, dpop.as_ref().map(|(h, e)| (h, *e))))
+        .blocking(move || {
+            let once = once.as_ref().map(|(kind, hash, expires_at)| UseOnce {
+                kind: *kind,
+                hash,
+                expires_at: *expires_at,
+            });
+            store.issue_token(&record, &audit, once)
+        })
         .await?;
     if !issued {
         return Err(ApiError::unauthorized(
-            "dpop.replayed",
-            "DPoP proof already used",
+            "once.replayed",
+            "single-use value already used",
         ));
     }
     Ok(TokenResponse {
@@ -573,9 +634,56 @@ async fn refresh(
         "token.refresh",
         "allow",
         details,
-        Some((dpop_jti, now + 2 * DPOP_IAT_WINDOW)),
+        Some(UseOnce {
+            kind: OnceKind::Dpop,
+            hash: &dpop_jti,
+            expires_at: now + 2 * DPOP_IAT_WINDOW,
+        }),
     )
-    .await?;
+    .await
+    .map_err(|e| match e {
+        ApiError::Unauthorized("once.replayed", _) => {
+            ApiError::unauthorized("dpop.replayed", "DPoP proof already used")
+        }
+        other => other,
+    })?;
     state.metrics.issued(c.att.tee(), "refresh");
     Ok(Json(response))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nonces_authenticate_themselves_and_expire() {
+        let key = [7u8; 32];
+        let nonce = new_nonce(&key, 1_000).unwrap();
+        assert_eq!(check_nonce(&key, &nonce, 999).unwrap(), 1_000);
+        assert_eq!(
+            check_nonce(&key, &nonce, 1_001).unwrap_err().code(),
+            "nonce.expired"
+        );
+        assert_eq!(
+            check_nonce(&[8u8; 32], &nonce, 999).unwrap_err().code(),
+            "nonce.unknown"
+        );
+        for i in 0..32 {
+            let mut forged = nonce;
+            forged[i] ^= 1;
+            assert!(check_nonce(&key, &forged, 999).is_err(), "byte {i}");
+        }
+        assert_eq!(
+            check_nonce(&key, &nonce[..31], 999).unwrap_err().code(),
+            "nonce.malformed"
+        );
+        let mut longer = nonce.to_vec();
+        longer.push(0);
+        assert!(check_nonce(&key, &longer, 999).is_err());
+        assert_ne!(
+            new_nonce(&key, 1_000).unwrap(),
+            nonce,
+            "random part differs"
+        );
+    }
 }

@@ -35,8 +35,6 @@ pub struct Settings {
     pub issuer: String,
     /// Nonce lifetime, seconds.
     pub nonce_ttl_secs: i64,
-    /// Outstanding nonces beyond which challenges get 429.
-    pub max_outstanding_nonces: i64,
     /// Warning shown in `/readyz` (simulated roots trusted, dev mode).
     pub warning: Option<String>,
     /// Largest body.
@@ -71,9 +69,6 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// Prometheus metrics.
     pub metrics: Arc<Metrics>,
-    /// Outstanding challenge nonces issued by this replica (resynchronised from the store by
-    /// the upkeep task); a cheap flood guard for the unauthenticated challenge endpoint.
-    pub outstanding_nonces: Arc<std::sync::atomic::AtomicI64>,
     /// Parsed policies by (tenant, class, version); versions are immutable.
     pub policies: Arc<PolicyCache>,
 }

@@ -21,8 +21,7 @@ pub fn router() -> Router<AppState> {
 
 async fn readyz(State(state): State<AppState>) -> Response {
     let store = state.store.clone();
-    let now = state.now();
-    let db = state.blocking(move || store.outstanding_nonces(now)).await;
+    let db = state.blocking(move || store.ping()).await;
     let mut body = json!({"ready": db.is_ok(), "issuer": state.settings.issuer});
     if let (Some(warning), Some(map)) = (&state.settings.warning, body.as_object_mut()) {
         map.insert("warning".into(), warning.clone().into());

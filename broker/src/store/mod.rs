@@ -156,17 +156,24 @@ pub struct SigningKeyRecord {
     pub revoked_at: Option<i64>,
 }
 
-/// What consuming a nonce found.
+/// What a single-use value is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NonceUse {
-    /// Fresh and now used.
-    Fresh,
-    /// Already used: a replay.
-    Replayed,
-    /// Past its expiry.
-    Expired,
-    /// Never issued (or long gone).
-    Unknown,
+pub enum OnceKind {
+    /// A challenge nonce (`/v1/challenge`).
+    Challenge = 1,
+    /// A DPoP proof id (`jkt|jti`).
+    Dpop = 2,
+}
+
+/// A single-use value to record, atomically with what it authorises.
+#[derive(Debug, Clone, Copy)]
+pub struct UseOnce<'a> {
+    /// What it is.
+    pub kind: OnceKind,
+    /// SHA-256 of the value.
+    pub hash: &'a [u8; 32],
+    /// After this time the value is refused anyway, so the record can go.
+    pub expires_at: i64,
 }
 
 /// A revocation request.
@@ -264,25 +271,19 @@ pub trait Store: Send + Sync {
         audit: &NewAuditEntry,
     ) -> StoreResult<()>;
 
-    /// Records an outstanding challenge nonce (by hash).
-    fn put_nonce(
-        &self,
-        nonce_hash: &[u8; 32],
-        expires_at: i64,
-        audit: Option<&NewAuditEntry>,
-    ) -> StoreResult<()>;
-    /// Uses a nonce once.
-    fn use_nonce(&self, nonce_hash: &[u8; 32], now: i64) -> StoreResult<NonceUse>;
-    /// Number of outstanding (unused, unexpired) nonces.
-    fn outstanding_nonces(&self, now: i64) -> StoreResult<i64>;
-    /// Records an issued token and its audit entry atomically. With `dpop`, first records that
-    /// DPoP proof id (hash, expiry) in the same transaction; returns false, changing nothing,
-    /// if the proof was seen before (a replay).
+    /// Whether a single-use value was already used.
+    fn was_used(&self, kind: OnceKind, hash: &[u8; 32]) -> StoreResult<bool>;
+    /// Checks the database answers.
+    fn ping(&self) -> StoreResult<()>;
+
+    /// Records an issued token and its audit entry atomically. With `once`, first records that
+    /// single-use value in the same transaction; returns false, changing nothing, if it was
+    /// used before (a replay).
     fn issue_token(
         &self,
         token: &TokenRecord,
         audit: &NewAuditEntry,
-        dpop: Option<(&[u8; 32], i64)>,
+        once: Option<UseOnce<'_>>,
     ) -> StoreResult<bool>;
     /// An issued token and its tenant's and agent's revocation state, by token id.
     fn token_state(&self, jti: &str) -> StoreResult<Option<TokenState>>;
@@ -310,11 +311,12 @@ pub trait Store: Send + Sync {
     /// Revokes a signing key.
     fn revoke_signing_key(&self, kid: &str, now: i64, audit: &NewAuditEntry) -> StoreResult<()>;
 
-    /// Appends an audit entry on its own.
-    fn append_audit(&self, entry: &NewAuditEntry) -> StoreResult<()>;
+    /// Appends an audit entry on its own; with `once`, also uses that value in the same
+    /// transaction (false, changing nothing, if it was used before).
+    fn append_audit(&self, entry: &NewAuditEntry, once: Option<UseOnce<'_>>) -> StoreResult<bool>;
     /// Audit entries in order.
     fn audit(&self, query: &AuditQuery) -> StoreResult<Vec<AuditEntry>>;
 
-    /// Removes expired nonces and DPoP ids; returns rows removed.
+    /// Removes records of single-use values past their expiry; returns rows removed.
     fn sweep(&self, now: i64) -> StoreResult<u64>;
 }

@@ -38,15 +38,13 @@ CREATE TABLE IF NOT EXISTS bootstrap_credentials (
     revoked_at  INTEGER,
     FOREIGN KEY (tenant, agent_id) REFERENCES agents(tenant, agent_id)
 );
-CREATE TABLE IF NOT EXISTS nonces (
-    hash        BLOB PRIMARY KEY,
+-- Used single-use values: challenge nonces (kind 1) and DPoP proof ids (kind 2). Nonces are
+-- self-authenticating (MAC and expiry inside), so only their use is stored.
+CREATE TABLE IF NOT EXISTS used_once (
+    kind        INTEGER NOT NULL,
+    hash        BLOB NOT NULL,
     expires_at  INTEGER NOT NULL,
-    used_at     INTEGER
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS nonces_expiry ON nonces(expires_at);
-CREATE TABLE IF NOT EXISTS dpop_jtis (
-    hash        BLOB PRIMARY KEY,
-    expires_at  INTEGER NOT NULL
+    PRIMARY KEY (kind, hash)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS tokens (
     jti         TEXT PRIMARY KEY,

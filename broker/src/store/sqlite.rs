@@ -10,8 +10,8 @@ use std::sync::Mutex;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use super::{
-    AdminCredential, Agent, AuditQuery, BootstrapCredential, NonceUse, PolicyRecord, Revocation,
-    SigningKeyRecord, Store, StoreError, StoreResult, Tenant, TokenRecord, TokenState,
+    AdminCredential, Agent, AuditQuery, BootstrapCredential, OnceKind, PolicyRecord, Revocation,
+    SigningKeyRecord, Store, StoreError, StoreResult, Tenant, TokenRecord, TokenState, UseOnce,
 };
 use crate::audit::{self, AuditEntry, NewAuditEntry};
 
@@ -101,6 +101,22 @@ impl SqliteStore {
             Ok(out)
         })
     }
+}
+
+/// Records a single-use value inside `tx`; false if it was already used.
+fn use_once(tx: &Transaction<'_>, once: UseOnce<'_>) -> StoreResult<bool> {
+    let inserted = tx
+        .prepare_cached(
+            "INSERT OR IGNORE INTO used_once (kind, hash, expires_at) VALUES (?1, ?2, ?3)",
+        )
+        .map_err(db)?
+        .execute(params![
+            once.kind as i64,
+            once.hash.as_slice(),
+            once.expires_at
+        ])
+        .map_err(db)?;
+    Ok(inserted == 1)
 }
 
 /// Appends an audit entry inside `tx`, chaining it to the current head.
@@ -464,58 +480,23 @@ impl Store for SqliteStore {
         })
     }
 
-    fn put_nonce(
-        &self,
-        nonce_hash: &[u8; 32],
-        expires_at: i64,
-        audit: Option<&NewAuditEntry>,
-    ) -> StoreResult<()> {
-        self.tx(|tx| {
-            tx.prepare_cached("INSERT INTO nonces (hash, expires_at) VALUES (?1, ?2)")
-                .map_err(db)?
-                .execute(params![nonce_hash.as_slice(), expires_at])
-                .map_err(db)?;
-            match audit {
-                Some(entry) => append(tx, entry),
-                None => Ok(()),
-            }
-        })
-    }
-
-    fn use_nonce(&self, nonce_hash: &[u8; 32], now: i64) -> StoreResult<NonceUse> {
-        self.tx(|tx| {
-            let row: Option<(i64, Option<i64>)> = tx
-                .query_row(
-                    "SELECT expires_at, used_at FROM nonces WHERE hash = ?1",
-                    [nonce_hash.as_slice()],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .optional()
-                .map_err(db)?;
-            let outcome = match row {
-                None => NonceUse::Unknown,
-                Some((_, Some(_))) => NonceUse::Replayed,
-                Some((expires_at, None)) if expires_at < now => NonceUse::Expired,
-                Some(_) => NonceUse::Fresh,
-            };
-            if matches!(outcome, NonceUse::Fresh | NonceUse::Expired) {
-                tx.prepare_cached("UPDATE nonces SET used_at = ?2 WHERE hash = ?1")
-                    .map_err(db)?
-                    .execute(params![nonce_hash.as_slice(), now])
-                    .map_err(db)?;
-            }
-            Ok(outcome)
-        })
-    }
-
-    fn outstanding_nonces(&self, now: i64) -> StoreResult<i64> {
+    fn was_used(&self, kind: OnceKind, hash: &[u8; 32]) -> StoreResult<bool> {
         self.with(|c| {
-            c.prepare_cached(
-                "SELECT COUNT(*) FROM nonces WHERE used_at IS NULL AND expires_at >= ?1",
-            )
-            .map_err(db)?
-            .query_row([now], |r| r.get(0))
-            .map_err(db)
+            c.prepare_cached("SELECT 1 FROM used_once WHERE kind = ?1 AND hash = ?2")
+                .map_err(db)?
+                .query_row(params![kind as i64, hash.as_slice()], |_| Ok(()))
+                .optional()
+                .map(|r| r.is_some())
+                .map_err(db)
+        })
+    }
+
+    fn ping(&self) -> StoreResult<()> {
+        self.with(|c| {
+            c.prepare_cached("SELECT 1")
+                .map_err(db)?
+                .query_row([], |_| Ok(()))
+                .map_err(db)
         })
     }
 
@@ -523,19 +504,14 @@ impl Store for SqliteStore {
         &self,
         t: &TokenRecord,
         audit: &NewAuditEntry,
-        dpop: Option<(&[u8; 32], i64)>,
+        once: Option<UseOnce<'_>>,
     ) -> StoreResult<bool> {
         self.with(|conn| {
             let tx = conn
                 .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
                 .map_err(db)?;
-            if let Some((hash, expires_at)) = dpop {
-                let fresh = tx
-                    .prepare_cached("INSERT OR IGNORE INTO dpop_jtis (hash, expires_at) VALUES (?1, ?2)")
-                    .map_err(db)?
-                    .execute(params![hash.as_slice(), expires_at])
-                    .map_err(db)?;
-                if fresh == 0 {
+            if let Some(once) = once {
+                if !use_once(&tx, once)? {
                     return Ok(false); // dropping `tx` rolls back
                 }
             }
@@ -707,8 +683,20 @@ impl Store for SqliteStore {
         })
     }
 
-    fn append_audit(&self, entry: &NewAuditEntry) -> StoreResult<()> {
-        self.tx(|tx| append(tx, entry))
+    fn append_audit(&self, entry: &NewAuditEntry, once: Option<UseOnce<'_>>) -> StoreResult<bool> {
+        self.with(|conn| {
+            let tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(db)?;
+            if let Some(once) = once {
+                if !use_once(&tx, once)? {
+                    return Ok(false);
+                }
+            }
+            append(&tx, entry)?;
+            tx.commit().map_err(db)?;
+            Ok(true)
+        })
     }
 
     fn audit(&self, query: &AuditQuery) -> StoreResult<Vec<AuditEntry>> {
@@ -757,13 +745,12 @@ impl Store for SqliteStore {
 
     fn sweep(&self, now: i64) -> StoreResult<u64> {
         self.tx(|tx| {
-            let a = tx
-                .execute("DELETE FROM nonces WHERE expires_at < ?1 - 3600", [now])
+            let n = tx
+                .prepare_cached("DELETE FROM used_once WHERE expires_at < ?1")
+                .map_err(db)?
+                .execute([now])
                 .map_err(db)?;
-            let b = tx
-                .execute("DELETE FROM dpop_jtis WHERE expires_at < ?1", [now])
-                .map_err(db)?;
-            Ok((a + b) as u64)
+            Ok(n as u64)
         })
     }
 }
