@@ -14,6 +14,13 @@ need_pkgs=()
 command -v openssl >/dev/null 2>&1 || need_pkgs+=(openssl)
 command -v curl >/dev/null 2>&1 || need_pkgs+=(curl)
 command -v cc >/dev/null 2>&1 || need_pkgs+=(gcc)
+# attest-sidecar: links libtss2 (tss-esapi, found with pkg-config); its tests start swtpm
+# (swtpm_setup with a local CA from swtpm-tools) and cross-check with tpm2-tools.
+command -v pkg-config >/dev/null 2>&1 || need_pkgs+=(pkg-config)
+dpkg -s libtss2-dev >/dev/null 2>&1 || need_pkgs+=(libtss2-dev)
+command -v swtpm >/dev/null 2>&1 || need_pkgs+=(swtpm)
+command -v swtpm_setup >/dev/null 2>&1 || need_pkgs+=(swtpm-tools)
+command -v tpm2_checkquote >/dev/null 2>&1 || need_pkgs+=(tpm2-tools)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   log "installing ${need_pkgs[*]}"
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
