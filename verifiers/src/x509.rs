@@ -251,10 +251,35 @@ impl Certificate {
 
     /// Checks notBefore <= `at` <= notAfter (RFC 5280 6.1.3 (a)(2)).
     pub fn check_valid_at(&self, at: UnixTime, tee: Tee) -> Result<(), VerifyError> {
+        ValidityWindow::of(self).check(at, tee)
+    }
+}
+
+/// A certificate's validity window, kept by verified-chain caches after the certificate itself
+/// is dropped, so a cached chain is still checked at every verification time.
+#[derive(Debug, Clone)]
+pub struct ValidityWindow {
+    subject: String,
+    not_before: UnixTime,
+    not_after: UnixTime,
+}
+
+impl ValidityWindow {
+    /// The window of `cert`.
+    pub fn of(cert: &Certificate) -> Self {
+        ValidityWindow {
+            subject: cert.subject_cn.clone(),
+            not_before: cert.not_before,
+            not_after: cert.not_after,
+        }
+    }
+
+    /// Checks notBefore <= `at` <= notAfter (RFC 5280 6.1.3 (a)(2)).
+    pub fn check(&self, at: UnixTime, tee: Tee) -> Result<(), VerifyError> {
         if at < self.not_before {
             return Err(VerifyError::CertNotYetValid {
                 tee,
-                subject: self.subject_cn.clone(),
+                subject: self.subject.clone(),
                 not_before: self.not_before,
                 at,
             });
@@ -262,7 +287,7 @@ impl Certificate {
         if at > self.not_after {
             return Err(VerifyError::CertExpired {
                 tee,
-                subject: self.subject_cn.clone(),
+                subject: self.subject.clone(),
                 not_after: self.not_after,
                 at,
             });

@@ -12,6 +12,40 @@ use super::AppState;
 use crate::crypto;
 use crate::store::{AdminCredential, BootstrapCredential};
 
+/// The whole body: too large → 413, unreadable → 400 `request.malformed`.
+async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    Bytes::from_request(req, state).await.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge
+        } else {
+            ApiError::bad("request.malformed", "could not read the request body")
+        }
+    })
+}
+
+/// The secret in `Authorization: <scheme> <prefix>_<id>.<random>` and its public id.
+fn presented_secret(
+    parts: &Parts,
+    scheme: &str,
+    prefix: &str,
+    missing: ApiError,
+    invalid: impl Fn() -> ApiError,
+) -> Result<(zeroize::Zeroizing<String>, String), ApiError> {
+    let secret = zeroize::Zeroizing::new(authorization(parts, scheme).ok_or(missing)?.to_string());
+    let id = split_secret(&secret, prefix)
+        .ok_or_else(&invalid)?
+        .to_string();
+    Ok((secret, id))
+}
+
+/// Whether `secret` hashes (HMAC-SHA-256 under the server key) to `stored`, in constant time.
+fn secret_matches(state: &AppState, secret: &str, stored: &[u8; 32]) -> bool {
+    crypto::ct_eq(
+        &crypto::hmac_sha256(&state.hmac_key, secret.as_bytes()),
+        stored,
+    )
+}
+
 /// A JSON body: malformed → 400 `request.malformed`, too large → 413.
 pub struct JsonBody<T>(pub T);
 
@@ -19,13 +53,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
-            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge
-            } else {
-                ApiError::bad("request.malformed", "could not read the request body")
-            }
-        })?;
+        let bytes = read_body(req, state).await?;
         serde_json::from_slice(&bytes)
             .map(JsonBody)
             .map_err(|e| ApiError::bad("request.malformed", format!("invalid JSON body: {e}")))
@@ -39,13 +67,7 @@ impl<S: Send + Sync> FromRequest<S> for FormBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
-            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge
-            } else {
-                ApiError::bad("request.malformed", "could not read the request body")
-            }
-        })?;
+        let bytes = read_body(req, state).await?;
         let text = std::str::from_utf8(&bytes)
             .map_err(|_| ApiError::bad("request.malformed", "form body is not UTF-8"))?;
         let mut pairs = Vec::new();
@@ -144,20 +166,15 @@ impl FromRequestParts<AppState> for Admin {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let secret = authorization(parts, "Bearer")
-            .ok_or_else(|| {
-                ApiError::unauthorized("auth.missing", "admin bearer credential required")
-            })?
-            .to_string();
         let bad = || ApiError::unauthorized("auth.invalid", "invalid admin credential");
-        let id = split_secret(&secret, "aba").ok_or_else(bad)?.to_string();
+        let missing = ApiError::unauthorized("auth.missing", "admin bearer credential required");
+        let (secret, id) = presented_secret(parts, "Bearer", "aba", missing, bad)?;
         let store = state.store.clone();
         let cred = state
             .blocking(move || store.admin_credential(&id))
             .await?
             .ok_or_else(bad)?;
-        let expected = crypto::hmac_sha256(&state.hmac_key, secret.as_bytes());
-        if !crypto::ct_eq(&expected, &cred.hash) || cred.revoked_at.is_some() {
+        if !secret_matches(state, secret.as_str(), &cred.hash) || cred.revoked_at.is_some() {
             return Err(bad());
         }
         Ok(Admin(cred))
@@ -175,20 +192,15 @@ impl FromRequestParts<AppState> for Bootstrap {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let secret = authorization(parts, "Bootstrap")
-            .ok_or_else(|| {
-                ApiError::unauthorized("bootstrap.missing", "bootstrap credential required")
-            })?
-            .to_string();
         let bad = || ApiError::unauthorized("bootstrap.invalid", "invalid bootstrap credential");
-        let id = split_secret(&secret, "abs").ok_or_else(bad)?.to_string();
+        let missing = ApiError::unauthorized("bootstrap.missing", "bootstrap credential required");
+        let (secret, id) = presented_secret(parts, "Bootstrap", "abs", missing, bad)?;
         let store = state.store.clone();
         let cred = state
             .blocking(move || store.bootstrap_credential(&id))
             .await?
             .ok_or_else(bad)?;
-        let expected = crypto::hmac_sha256(&state.hmac_key, secret.as_bytes());
-        if !crypto::ct_eq(&expected, &cred.hash) {
+        if !secret_matches(state, secret.as_str(), &cred.hash) {
             return Err(bad());
         }
         let now = state.now();

@@ -6,16 +6,8 @@ use std::sync::{Arc, RwLock};
 
 use super::anchors::NitroTrustAnchors;
 use crate::crypto::{self, SignatureScheme, VerifyingKey};
-use crate::x509::{Certificate, KeyType};
+use crate::x509::{Certificate, KeyType, ValidityWindow};
 use crate::{HexBytes, Tee, UnixTime, VerifyError};
-
-/// Validity window of one certificate in a verified chain.
-#[derive(Debug, Clone)]
-struct Validity {
-    subject: String,
-    not_before: UnixTime,
-    not_after: UnixTime,
-}
 
 /// A chain whose signatures verified up to a trusted root: the enclave certificate's key and
 /// the facts the per-document checks need. Time-independent; validity is checked per document
@@ -29,31 +21,15 @@ pub(crate) struct VerifiedChain {
     /// Whether the chain ends at the compiled-in AWS root.
     pub vendor_root: bool,
     /// Leaf first, root last.
-    validity: Vec<Validity>,
+    validity: Vec<ValidityWindow>,
 }
 
 impl VerifiedChain {
     /// Checks that every certificate of the chain is valid at `at` (RFC 5280 6.1.3 (a)(2)).
     pub fn check_valid_at(&self, at: UnixTime) -> Result<(), VerifyError> {
-        for v in &self.validity {
-            if at < v.not_before {
-                return Err(VerifyError::CertNotYetValid {
-                    tee: Tee::AwsNitro,
-                    subject: v.subject.clone(),
-                    not_before: v.not_before,
-                    at,
-                });
-            }
-            if at > v.not_after {
-                return Err(VerifyError::CertExpired {
-                    tee: Tee::AwsNitro,
-                    subject: v.subject.clone(),
-                    not_after: v.not_after,
-                    at,
-                });
-            }
-        }
-        Ok(())
+        self.validity
+            .iter()
+            .try_for_each(|v| v.check(at, Tee::AwsNitro))
     }
 }
 
@@ -134,15 +110,7 @@ pub(crate) fn verify_chain(
         key,
         leaf_sha256: HexBytes::from(leaf.fingerprint().to_vec()),
         vendor_root: root.is_builtin(),
-        validity: chain
-            .iter()
-            .rev()
-            .map(|c| Validity {
-                subject: c.subject_cn().to_string(),
-                not_before: c.not_before(),
-                not_after: c.not_after(),
-            })
-            .collect(),
+        validity: chain.iter().rev().map(ValidityWindow::of).collect(),
     })
 }
 

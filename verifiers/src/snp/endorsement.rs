@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::anchors::{AmdTrustAnchors, Generation};
 use crate::crypto::{self, SignatureScheme, VerifyingKey};
-use crate::x509::{self, Certificate, KeyType};
+use crate::x509::{self, Certificate, KeyType, ValidityWindow};
 use crate::{HexBytes, Tee, UnixTime, VerifyError};
 
 /// AMD's VCEK extension OIDs (AMD "Versioned Chip Endorsement Key (VCEK) Certificate and KDS
@@ -53,14 +53,6 @@ pub(crate) struct CertTcb {
     pub fmc: Option<u64>,
 }
 
-/// Validity of one certificate in a verified chain.
-#[derive(Debug, Clone)]
-struct Validity {
-    subject: String,
-    not_before: UnixTime,
-    not_after: UnixTime,
-}
-
 /// A VCEK/VLEK whose chain to a trusted ARK verified, with everything the per-report checks
 /// need. Time-independent; validity is checked per report against the stored windows.
 #[derive(Debug)]
@@ -75,31 +67,15 @@ pub(crate) struct Endorsement {
     pub fingerprint: HexBytes,
     /// Whether the chain ends at a compiled-in AMD root.
     pub builtin_root: bool,
-    chain_validity: [Validity; 3],
+    chain_validity: [ValidityWindow; 3],
 }
 
 impl Endorsement {
     /// Checks that every certificate of the chain is valid at `at`.
     pub fn check_valid_at(&self, at: UnixTime) -> Result<(), VerifyError> {
-        for v in &self.chain_validity {
-            if at < v.not_before {
-                return Err(VerifyError::CertNotYetValid {
-                    tee: Tee::SevSnp,
-                    subject: v.subject.clone(),
-                    not_before: v.not_before,
-                    at,
-                });
-            }
-            if at > v.not_after {
-                return Err(VerifyError::CertExpired {
-                    tee: Tee::SevSnp,
-                    subject: v.subject.clone(),
-                    not_after: v.not_after,
-                    at,
-                });
-            }
-        }
-        Ok(())
+        self.chain_validity
+            .iter()
+            .try_for_each(|v| v.check(at, Tee::SevSnp))
     }
 }
 
@@ -235,11 +211,6 @@ fn endorsement(
             })?)
         }
     };
-    let validity = |c: &Certificate| Validity {
-        subject: c.subject_cn().to_string(),
-        not_before: c.not_before(),
-        not_after: c.not_after(),
-    };
     Ok(Endorsement {
         generation,
         signer,
@@ -248,7 +219,11 @@ fn endorsement(
         tcb,
         fingerprint: HexBytes::from(leaf.fingerprint().to_vec()),
         builtin_root: false,
-        chain_validity: [validity(leaf), validity(intermediate), validity(ark)],
+        chain_validity: [
+            ValidityWindow::of(leaf),
+            ValidityWindow::of(intermediate),
+            ValidityWindow::of(ark),
+        ],
     })
 }
 
