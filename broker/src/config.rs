@@ -114,6 +114,11 @@ pub struct TrustConfig {
     /// drills; same rules as `extra_amd_roots`.
     #[serde(default)]
     pub extra_nitro_roots: Vec<PathBuf>,
+    /// CA certificates (PEM or DER bundles) that EK certificates must chain to for TPM AK
+    /// enrollment: TPM vendors' EK CAs, a cloud's vTPM CA, or swtpm's local CA in tests.
+    /// Without any, TPM enrollment is refused.
+    #[serde(default)]
+    pub tpm_ek_roots: Vec<PathBuf>,
 }
 
 /// `[limits]`

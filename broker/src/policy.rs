@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use attest_verifiers::nitro::NitroClaims;
 use attest_verifiers::snp::SnpClaims;
+use attest_verifiers::tpm::TpmClaims;
 use attest_verifiers::Claims;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -80,6 +81,19 @@ pub struct NitroPolicy {
     pub allow_debug: bool,
 }
 
+/// Reference values for TPM 2.0 quotes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TpmPolicy {
+    /// Allowed values per bank (`"sha256"`…) and PCR index (`"0"`…`"23"`), hex. Every listed
+    /// PCR must have been quoted with one of its values.
+    #[serde(default)]
+    pub pcrs: BTreeMap<String, BTreeMap<String, Vec<String>>>,
+    /// Require an event log that replays to the quote and shows Secure Boot enabled.
+    #[serde(default)]
+    pub require_secure_boot: bool,
+}
+
 /// A policy document, stored as JSON and versioned per (tenant, class).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -90,6 +104,9 @@ pub struct Policy {
     /// SEV-SNP reference values; absent: SEV-SNP evidence is not accepted.
     #[serde(default)]
     pub sev_snp: Option<SnpPolicy>,
+    /// TPM 2.0 reference values; absent: TPM quotes are not accepted.
+    #[serde(default)]
+    pub tpm: Option<TpmPolicy>,
     /// AWS Nitro reference values; absent: Nitro documents are not accepted.
     #[serde(default)]
     pub aws_nitro: Option<NitroPolicy>,
@@ -154,6 +171,30 @@ impl Policy {
                     return Err(PolicyError(format!(
                         "host_data {h:?} is not 32 bytes of hex"
                     )));
+                }
+            }
+        }
+        if let Some(tpm) = &self.tpm {
+            for (bank, indices) in &tpm.pcrs {
+                let len = match bank.as_str() {
+                    "sha1" => 20,
+                    "sha256" => 32,
+                    "sha384" => 48,
+                    "sha512" => 64,
+                    other => return Err(PolicyError(format!("unknown PCR bank {other:?}"))),
+                };
+                for (index, values) in indices {
+                    if index.parse::<u8>().map_or(true, |i| i > 23) {
+                        return Err(PolicyError(format!("PCR index {index:?} is not 0-23")));
+                    }
+                    if values
+                        .iter()
+                        .any(|v| hex::decode(v).map(|b| b.len()) != Ok(len))
+                    {
+                        return Err(PolicyError(format!(
+                            "{bank} PCR{index}: values must be {len} bytes of hex"
+                        )));
+                    }
                 }
             }
         }
@@ -245,6 +286,14 @@ pub fn appraise(policy: &Policy, claims: &Claims) -> Appraisal {
                 "policy does not accept sev-snp evidence",
             ),
         },
+        Claims::Tpm(c) => match &policy.tpm {
+            Some(p) => appraise_tpm(p, c, &mut a),
+            None => a.check(
+                "policy.evidence_kind",
+                false,
+                "policy does not accept tpm evidence",
+            ),
+        },
         Claims::AwsNitro(c) => match &policy.aws_nitro {
             Some(p) => appraise_nitro(p, policy.allow_simulated, c, &mut a),
             None => a.check(
@@ -322,6 +371,42 @@ fn appraise_snp(p: &SnpPolicy, allow_simulated: bool, c: &SnpClaims, a: &mut App
                 min.snp,
                 min.microcode
             ),
+        );
+    }
+}
+
+fn appraise_tpm(p: &TpmPolicy, c: &TpmClaims, a: &mut Appraisal) {
+    for (bank, indices) in &p.pcrs {
+        let quoted = c
+            .pcrs
+            .iter()
+            .find(|(alg, _)| alg.name() == bank.as_str())
+            .map(|(_, v)| v);
+        for (index, allowed) in indices {
+            let actual = index
+                .parse::<u8>()
+                .ok()
+                .and_then(|i| quoted.and_then(|q| q.get(&i)))
+                .map(|v| v.to_string());
+            let ok = actual
+                .as_deref()
+                .is_some_and(|v| allowed.iter().any(|x| x.eq_ignore_ascii_case(v)));
+            a.check(
+                "policy.pcr",
+                ok,
+                format!(
+                    "{bank} PCR{index} {}",
+                    actual.as_deref().unwrap_or("not quoted")
+                ),
+            );
+        }
+    }
+    if p.require_secure_boot {
+        let secure_boot = c.event_log.as_ref().and_then(|l| l.secure_boot);
+        a.check(
+            "policy.secure_boot",
+            secure_boot == Some(true),
+            format!("secure boot {secure_boot:?} (from the replayed event log)"),
         );
     }
 }

@@ -60,6 +60,14 @@ pub async fn run(config: Config, dev: bool) -> Result<(), String> {
             .map_err(|e| format!("{}: {e}", path.display()))?;
         extra_roots.push(path.clone());
     }
+    let mut tpm_ek_roots = Vec::new();
+    for path in &config.trust.tpm_ek_roots {
+        let bundle = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        tpm_ek_roots.extend(
+            attest_verifiers::x509::parse_bundle(&bundle)
+                .map_err(|e| format!("{}: {e}", path.display()))?,
+        );
+    }
     if !extra_roots.is_empty() {
         let text =
             format!(
@@ -94,6 +102,7 @@ pub async fn run(config: Config, dev: bool) -> Result<(), String> {
         store: store.clone(),
         snp: Arc::new(SnpVerifier::new(anchors)),
         nitro: Arc::new(NitroVerifier::new(nitro_anchors)),
+        tpm_ek_roots: Arc::new(tpm_ek_roots),
         keys: Arc::new(keyring),
         hmac_key: Arc::new(hmac_key),
         settings: Arc::new(settings),

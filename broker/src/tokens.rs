@@ -30,6 +30,7 @@ impl AttestationSummary {
         let claims = evidence.claims();
         let (measurement, vendor_root) = match claims {
             Claims::SevSnp(c) => (c.measurement.to_string(), c.vendor_root),
+            Claims::Tpm(c) => (c.pcr_digest.to_string(), true),
             Claims::AwsNitro(c) => (c.pcr(0).map(hex::encode).unwrap_or_default(), c.vendor_root),
             _ => (String::new(), false),
         };

@@ -117,6 +117,20 @@ enum Evidence {
     /// carries the binding.
     #[serde(rename = "aws-nitro")]
     AwsNitro { document: String },
+    /// A TPM 2.0 quote by the agent's enrolled AK, its PCR values, and TPM2_Certify of the
+    /// TPM-resident binding key; both carry the first 32 bytes of the binding as
+    /// qualifying data.
+    #[serde(rename = "tpm")]
+    Tpm {
+        quote: String,
+        signature: String,
+        pcrs: serde_json::Value,
+        #[serde(default)]
+        event_log: Option<String>,
+        binding_key_public: String,
+        certify: String,
+        certify_signature: String,
+    },
 }
 
 #[derive(Deserialize)]
@@ -227,7 +241,22 @@ async fn attest(
 
     // Verify the evidence and its binding to this nonce and this key.
     let expected = binding(&nonce, &jkt);
-    let verified = match verify_evidence(&state, &req.evidence, now, &expected) {
+    let ak = match &req.evidence {
+        Evidence::Tpm { .. } => {
+            let store = state.store.clone();
+            let (t, a) = (agent.tenant.clone(), agent.agent_id.clone());
+            state.blocking(move || store.agent_ak(&t, &a)).await?
+        }
+        _ => None,
+    };
+    let verified = match verify_evidence(
+        &state,
+        &req.evidence,
+        now,
+        &expected,
+        ak.as_deref(),
+        &req.binding_key,
+    ) {
         Ok(v) => v,
         Err(e) => {
             let code = e.code().to_string();
@@ -326,6 +355,8 @@ fn verify_evidence(
     evidence: &Evidence,
     now: i64,
     expected: &[u8; 64],
+    enrolled_ak: Option<&[u8]>,
+    binding_key: &EcJwk,
 ) -> Result<VerifiedEvidence, attest_verifiers::VerifyError> {
     let at = UnixTime::from_secs(now);
     match evidence {
@@ -347,7 +378,120 @@ fn verify_evidence(
             };
             state.nitro.verify(&document, &opts)
         }
+        Evidence::Tpm {
+            quote,
+            signature,
+            pcrs,
+            event_log,
+            binding_key_public,
+            certify,
+            certify_signature,
+        } => {
+            use attest_verifiers::tpm::{self, AttestationKey, Signature};
+            use attest_verifiers::{Tee, VerifyError};
+            let ak_bytes = enrolled_ak.ok_or_else(|| VerifyError::Chain {
+                tee: Tee::Tpm,
+                detail: "this agent has no enrolled AK: run /v1/tpm/enroll first".into(),
+            })?;
+            let ak = AttestationKey::parse(ak_bytes)?;
+            let blob = |name: &'static str, text: &str| {
+                decode_blob(name, text).map_err(|_| malformed(name))
+            };
+            let attest = blob("quote", quote)?;
+            let sig = Signature::parse(&blob("signature", signature)?)?;
+            let pcr_values = tpm::PcrValues::from_json(pcrs.to_string().as_bytes())?;
+            let log = match event_log {
+                Some(b) => Some(tpm::EventLog::parse(&blob("event_log", b)?)?),
+                None => None,
+            };
+            let qualifying = expected.get(..32).unwrap_or(expected);
+            let verified = tpm::verify_quote(
+                &tpm::QuoteEvidence {
+                    attest: &attest,
+                    signature: &sig,
+                    ak: &ak,
+                    pcrs: Some(&pcr_values),
+                    event_log: log.as_ref(),
+                },
+                &tpm::QuoteOptions {
+                    at,
+                    expected_nonce: Some(qualifying),
+                    ak_chain: None,
+                    expected_qualified_signer: None,
+                },
+            )?;
+            let binding_public = blob("binding_key_public", binding_key_public)?;
+            let binding_public = tpm::Public::parse_tpm2b(&binding_public)
+                .or_else(|_| tpm::Public::parse(&binding_public))?;
+            let certify_attest = blob("certify", certify)?;
+            let certify_sig = Signature::parse(&blob("certify_signature", certify_signature)?)?;
+            let certified = tpm::verify_certify(
+                &tpm::CertifyEvidence {
+                    attest: &certify_attest,
+                    signature: &certify_sig,
+                    ak: &ak,
+                    certified: &binding_public,
+                },
+                &tpm::CertifyOptions {
+                    at,
+                    expected_qualifying_data: Some(qualifying),
+                    ak_chain: None,
+                },
+            )?;
+            check_tpm_binding_key(certified.public(), binding_key)?;
+            Ok(verified)
+        }
     }
+}
+
+/// The TPM-certified key must be a non-exportable P-256 signing key (fixedTPM, fixedParent,
+/// sensitiveDataOrigin, sign, not decrypt) and exactly the JWK the token is bound to.
+fn check_tpm_binding_key(
+    public: &attest_verifiers::tpm::Public,
+    jwk: &EcJwk,
+) -> Result<(), attest_verifiers::VerifyError> {
+    use attest_verifiers::tpm::{ObjectAttributes as A, Parameters, Unique};
+    use attest_verifiers::{Tee, VerifyError};
+    let bad = |detail: &str| VerifyError::Chain {
+        tee: Tee::Tpm,
+        detail: format!("binding key: {detail}"),
+    };
+    let a = public.attributes;
+    let required = A::FIXED_TPM | A::FIXED_PARENT | A::SENSITIVE_DATA_ORIGIN | A::SIGN_ENCRYPT;
+    if !a.contains(required) || a.contains(A::DECRYPT) {
+        return Err(bad(
+            "not a non-exportable signing key (fixedTPM, fixedParent, sensitiveDataOrigin, sign)",
+        ));
+    }
+    const TPM_ECC_NIST_P256: u16 = 0x0003;
+    let (
+        Parameters::Ecc {
+            curve: TPM_ECC_NIST_P256,
+            ..
+        },
+        Unique::Ecc { x, y },
+    ) = (&public.parameters, &public.unique)
+    else {
+        return Err(bad("not an ECC P-256 key"));
+    };
+    let pad = |v: &[u8]| {
+        let mut out = [0u8; 32];
+        let n = v.len().min(32);
+        if let (Some(dst), Some(src)) = (out.get_mut(32 - n..), v.get(v.len() - n..)) {
+            dst.copy_from_slice(src);
+        }
+        out
+    };
+    let point = jwk
+        .to_point()
+        .map_err(|_| bad("binding_key is not a P-256 JWK"))?;
+    let mut certified = vec![0x04];
+    certified.extend_from_slice(&pad(x));
+    certified.extend_from_slice(&pad(y));
+    if x.len() > 32 || y.len() > 32 || certified != point {
+        return Err(bad("the certified key is not the binding_key presented"));
+    }
+    Ok(())
 }
 
 fn malformed(what: &'static str) -> attest_verifiers::VerifyError {

@@ -6,6 +6,7 @@ pub mod error;
 mod extract;
 mod introspection;
 mod ops;
+mod tpm;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -61,6 +62,8 @@ pub struct AppState {
     pub snp: Arc<SnpVerifier>,
     /// AWS Nitro verifier with its chain cache.
     pub nitro: Arc<NitroVerifier>,
+    /// CA certificates EK certificates must chain to for TPM AK enrollment.
+    pub tpm_ek_roots: Arc<Vec<attest_verifiers::x509::Certificate>>,
     /// Signing keys.
     pub keys: Arc<KeyRing>,
     /// Server HMAC key for credentials.
@@ -162,6 +165,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(attestation::router())
         .merge(introspection::router())
+        .merge(tpm::router())
         .merge(admin::router())
         .merge(ops::router())
         .route_layer(axum::middleware::from_fn_with_state(

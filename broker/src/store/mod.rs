@@ -156,6 +156,27 @@ pub struct SigningKeyRecord {
     pub revoked_at: Option<i64>,
 }
 
+/// A pending TPM AK enrollment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TpmEnrollment {
+    /// Public id.
+    pub id: String,
+    /// Tenant.
+    pub tenant: String,
+    /// Agent.
+    pub agent_id: String,
+    /// The AK's public area (TPMT_PUBLIC).
+    pub ak_public: Vec<u8>,
+    /// SHA-256 of the EK certificate the credential was made for.
+    pub ek_sha256: [u8; 32],
+    /// HMAC-SHA-256 (server key) of the credential's secret.
+    pub secret_hash: [u8; 32],
+    /// After this the enrollment cannot be completed.
+    pub expires_at: i64,
+    /// When it was completed.
+    pub completed_at: Option<i64>,
+}
+
 /// What a single-use value is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OnceKind {
@@ -270,6 +291,21 @@ pub trait Store: Send + Sync {
         now: i64,
         audit: &NewAuditEntry,
     ) -> StoreResult<()>;
+
+    /// Records a pending TPM AK enrollment.
+    fn start_tpm_enrollment(&self, e: &TpmEnrollment, audit: &NewAuditEntry) -> StoreResult<()>;
+    /// A TPM AK enrollment by id.
+    fn tpm_enrollment(&self, id: &str) -> StoreResult<Option<TpmEnrollment>>;
+    /// Completes an enrollment: the agent's AK becomes the enrollment's (replacing any earlier
+    /// one). False, changing nothing, if it was already completed.
+    fn complete_tpm_enrollment(
+        &self,
+        id: &str,
+        now: i64,
+        audit: &NewAuditEntry,
+    ) -> StoreResult<bool>;
+    /// The AK public area (TPMT_PUBLIC) an agent enrolled, if any.
+    fn agent_ak(&self, tenant: &str, agent_id: &str) -> StoreResult<Option<Vec<u8>>>;
 
     /// Whether a single-use value was already used.
     fn was_used(&self, kind: OnceKind, hash: &[u8; 32]) -> StoreResult<bool>;

@@ -79,3 +79,24 @@ CREATE TABLE IF NOT EXISTS audit (
     hash        BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS audit_tenant ON audit(tenant, seq);
+-- TPM AK enrollment: a credential made for (EK, AK name) waits for the secret it protects.
+CREATE TABLE IF NOT EXISTS tpm_enrollments (
+    id            TEXT PRIMARY KEY,
+    tenant        TEXT NOT NULL,
+    agent_id      TEXT NOT NULL,
+    ak_public     BLOB NOT NULL,
+    ek_sha256     BLOB NOT NULL,
+    secret_hash   BLOB NOT NULL,
+    expires_at    INTEGER NOT NULL,
+    completed_at  INTEGER
+);
+-- The AK each agent proved lives in its TPM.
+CREATE TABLE IF NOT EXISTS agent_aks (
+    tenant       TEXT NOT NULL,
+    agent_id     TEXT NOT NULL,
+    ak_public    BLOB NOT NULL,
+    ek_sha256    BLOB NOT NULL,
+    enrolled_at  INTEGER NOT NULL,
+    PRIMARY KEY (tenant, agent_id),
+    FOREIGN KEY (tenant, agent_id) REFERENCES agents(tenant, agent_id)
+);

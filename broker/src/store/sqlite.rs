@@ -11,7 +11,8 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use super::{
     AdminCredential, Agent, AuditQuery, BootstrapCredential, OnceKind, PolicyRecord, Revocation,
-    SigningKeyRecord, Store, StoreError, StoreResult, Tenant, TokenRecord, TokenState, UseOnce,
+    SigningKeyRecord, Store, StoreError, StoreResult, Tenant, TokenRecord, TokenState,
+    TpmEnrollment, UseOnce,
 };
 use crate::audit::{self, AuditEntry, NewAuditEntry};
 
@@ -477,6 +478,109 @@ impl Store for SqliteStore {
                 return Err(StoreError::NotFound);
             }
             append(tx, audit)
+        })
+    }
+
+    fn start_tpm_enrollment(&self, e: &TpmEnrollment, audit: &NewAuditEntry) -> StoreResult<()> {
+        self.tx(|tx| {
+            tx.prepare_cached(
+                "INSERT INTO tpm_enrollments (id, tenant, agent_id, ak_public, ek_sha256, secret_hash, expires_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )
+            .map_err(db)?
+            .execute(params![
+                e.id,
+                e.tenant,
+                e.agent_id,
+                e.ak_public,
+                e.ek_sha256.as_slice(),
+                e.secret_hash.as_slice(),
+                e.expires_at
+            ])
+            .map_err(db)?;
+            append(tx, audit)
+        })
+    }
+
+    fn tpm_enrollment(&self, id: &str) -> StoreResult<Option<TpmEnrollment>> {
+        let row = self.with(|c| {
+            c.prepare_cached(
+                "SELECT id, tenant, agent_id, ak_public, ek_sha256, secret_hash, expires_at, completed_at
+                 FROM tpm_enrollments WHERE id = ?1",
+            )
+            .map_err(db)?
+            .query_row([id], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get::<_, Vec<u8>>(4)?,
+                    r.get::<_, Vec<u8>>(5)?,
+                    r.get(6)?,
+                    r.get(7)?,
+                ))
+            })
+            .optional()
+            .map_err(db)
+        })?;
+        row.map(
+            |(id, tenant, agent_id, ak_public, ek, secret, expires_at, completed_at)| {
+                Ok(TpmEnrollment {
+                    id,
+                    tenant,
+                    agent_id,
+                    ak_public,
+                    ek_sha256: hash32(ek)?,
+                    secret_hash: hash32(secret)?,
+                    expires_at,
+                    completed_at,
+                })
+            },
+        )
+        .transpose()
+    }
+
+    fn complete_tpm_enrollment(
+        &self,
+        id: &str,
+        now: i64,
+        audit: &NewAuditEntry,
+    ) -> StoreResult<bool> {
+        self.with(|conn| {
+            let tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(db)?;
+            let done = tx
+                .prepare_cached(
+                    "UPDATE tpm_enrollments SET completed_at = ?2 WHERE id = ?1 AND completed_at IS NULL",
+                )
+                .map_err(db)?
+                .execute(params![id, now])
+                .map_err(db)?;
+            if done == 0 {
+                return Ok(false);
+            }
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO agent_aks (tenant, agent_id, ak_public, ek_sha256, enrolled_at)
+                 SELECT tenant, agent_id, ak_public, ek_sha256, ?2 FROM tpm_enrollments WHERE id = ?1",
+            )
+            .map_err(db)?
+            .execute(params![id, now])
+            .map_err(db)?;
+            append(&tx, audit)?;
+            tx.commit().map_err(db)?;
+            Ok(true)
+        })
+    }
+
+    fn agent_ak(&self, tenant: &str, agent_id: &str) -> StoreResult<Option<Vec<u8>>> {
+        self.with(|c| {
+            c.prepare_cached("SELECT ak_public FROM agent_aks WHERE tenant = ?1 AND agent_id = ?2")
+                .map_err(db)?
+                .query_row(params![tenant, agent_id], |r| r.get(0))
+                .optional()
+                .map_err(db)
         })
     }
 

@@ -60,7 +60,7 @@ pub use pcrs::{PcrValues, MAX_PCR_JSON_BYTES};
 pub use public::{
     AttestationKey, EccCurve, Parameters, Public, PublicKey, Scheme, SymmetricDef, Unique,
 };
-pub use quote::{verify_quote, QuoteEvidence, QuoteOptions};
+pub use quote::{check_ak_attributes, verify_quote, QuoteEvidence, QuoteOptions};
 pub use structures::{
     Attest, Attested, CertifyInfo, ClockInfo, PcrSelection, QuoteInfo, Signature,
     BARE_RSA_SIGNATURE_LENGTHS, MAX_PCRS, MAX_PCR_BANKS,

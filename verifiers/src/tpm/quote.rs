@@ -109,7 +109,7 @@ pub(crate) fn check_quote_type(attest: &Attest) -> Result<&QuoteInfo, VerifyErro
 /// Part 2, 8.3 TPMA_OBJECT): `restricted` and `sign` (it signs only TPM_GENERATED structures,
 /// so a quote cannot be forged by having it sign chosen data), `fixedTPM` and `fixedParent`
 /// (not duplicable), and not `decrypt`.
-pub(crate) fn check_ak_attributes(ak: &Public) -> Result<(), VerifyError> {
+pub fn check_ak_attributes(ak: &Public) -> Result<(), VerifyError> {
     let a = ak.attributes;
     let required = [
         (ObjectAttributes::RESTRICTED, "restricted"),
