@@ -482,3 +482,91 @@ fn raw_post_10mb(url: &str, secret: &str) -> String {
         .unwrap_or_default()
         .to_string()
 }
+
+#[test]
+fn key_rotation_overlaps_and_bootstrap_rotation_revokes() {
+    let broker = Broker::start();
+    let host = broker.host();
+    let secret = broker.enroll("acme", "snp-agents", policy_for(&host), "agent-1");
+    let client = broker.client();
+    let old = host.attest(&client, &secret).unwrap();
+    let old_kid = jsonwebtoken::decode_header(&old.token)
+        .unwrap()
+        .kid
+        .unwrap();
+
+    // Rotate: new tokens use the new key; the old key stays published while its tokens live.
+    let rotated = broker.admin("POST", "/v1/admin/keys/rotate", Body::Empty);
+    let new_kid = rotated["active_kid"].as_str().unwrap().to_string();
+    assert_ne!(new_kid, old_kid);
+    let new = host.attest(&client, &secret).unwrap();
+    assert_eq!(
+        jsonwebtoken::decode_header(&new.token)
+            .unwrap()
+            .kid
+            .unwrap(),
+        new_kid
+    );
+    independent_check(&broker, &old.token);
+    independent_check(&broker, &new.token);
+    assert_eq!(introspect(&broker, &old.token)["active"], true);
+    // The active key cannot be revoked; the retired one can, and its tokens go inactive.
+    let r = broker.admin_call(
+        &broker.admin_credential(),
+        "POST",
+        &format!("/v1/admin/keys/{new_kid}/revoke"),
+        Body::Empty,
+    );
+    assert_eq!((r.status, r.code()), (409, Some("key.active")));
+    broker.admin(
+        "POST",
+        &format!("/v1/admin/keys/{old_kid}/revoke"),
+        Body::Empty,
+    );
+    assert_eq!(introspect(&broker, &old.token)["active"], false);
+    assert_eq!(introspect(&broker, &new.token)["active"], true);
+    let jwks = client
+        .send("GET", "/.well-known/jwks.json", &[], Body::Empty)
+        .unwrap();
+    let kids: Vec<&str> = jwks.body["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kids,
+        vec![new_kid.as_str()],
+        "a revoked key leaves the JWKS"
+    );
+
+    // Bootstrap rotation: the new secret works, the old one is revoked.
+    let rotated = broker.admin(
+        "POST",
+        "/v1/admin/tenants/acme/agents/agent-1/bootstrap-credentials",
+        Body::Json(json!({"rotate": true})),
+    );
+    let fresh = rotated["secret"].as_str().unwrap();
+    assert!(host.attest(&client, fresh).is_ok());
+    let nonce = host.challenge(&client).unwrap();
+    let r = host
+        .post_attest(&client, &secret, host.attest_body(&nonce).unwrap())
+        .unwrap();
+    assert_eq!((r.status, r.code()), (401, Some("bootstrap.revoked")));
+    // Expiring bootstrap secrets.
+    let short = broker.admin(
+        "POST",
+        "/v1/admin/tenants/acme/agents/agent-1/bootstrap-credentials",
+        Body::Json(json!({"ttl_secs": 1})),
+    );
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let nonce = host.challenge(&client).unwrap();
+    let r = host
+        .post_attest(
+            &client,
+            short["secret"].as_str().unwrap(),
+            host.attest_body(&nonce).unwrap(),
+        )
+        .unwrap();
+    assert_eq!((r.status, r.code()), (401, Some("bootstrap.expired")));
+}

@@ -238,6 +238,22 @@ fn swtpm_host_enrolls_attests_and_refreshes_with_a_tpm_bound_key() {
         )
         .unwrap();
     assert!(refreshed.ok(), "{}", refreshed.body);
+    let refreshed_token = refreshed.body["access_token"].as_str().unwrap().to_string();
+    let introspect = |t: &str| {
+        broker.admin(
+            "POST",
+            "/v1/introspect",
+            Body::Form(vec![("token".into(), t.into())]),
+        )
+    };
+    assert_eq!(introspect(&refreshed_token)["active"], true);
+    assert_eq!(introspect(&refreshed_token)["att"]["tee"], "tpm");
+    broker.admin(
+        "POST",
+        "/v1/revoke",
+        Body::Form(vec![("token".into(), refreshed_token.clone())]),
+    );
+    assert_eq!(introspect(&refreshed_token), json!({"active": false}));
 
     // Certifying another TPM key than the one presented as binding_key is refused.
     let second = host.tpm.create_binding_key().unwrap();
