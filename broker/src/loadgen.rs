@@ -236,7 +236,7 @@ fn bench(args: &BenchArgs) -> Result<Value, String> {
         })
         .collect::<Result<_, _>>()?;
     let tokens = Arc::new(tokens);
-    let refresh_cpu0 = cpu(&broker_pid);
+    let (refresh_cpu0, refresh_self0) = (cpu(&broker_pid), cpu(&Some("self".into())));
     let refresh = {
         let tokens = tokens.clone();
         drive(&url, &workers, seconds, None, move |host, client, _, i| {
@@ -250,6 +250,9 @@ fn bench(args: &BenchArgs) -> Result<Value, String> {
         })
     };
     let refresh_cpu = cpu(&broker_pid).zip(refresh_cpu0).map(|(b, a)| b - a);
+    let refresh_gen_cpu = cpu(&Some("self".into()))
+        .zip(refresh_self0)
+        .map(|(b, a)| b - a);
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
@@ -268,6 +271,7 @@ fn bench(args: &BenchArgs) -> Result<Value, String> {
         "attest_broker_capacity_per_second": attest_broker_capacity,
         "attest_broker_capacity_vs_p384_capacity": attest_broker_capacity.map(|c| c / p384),
         "refresh_broker_cpu_us_each": per(refresh_cpu, &refresh),
+        "refresh_generator_cpu_us_each": per(refresh_gen_cpu, &refresh),
         "attest_at_half_peak": attest_half.report(),
         "refresh": refresh.report(),
     }))
