@@ -92,6 +92,20 @@ impl SqliteStore {
         f(&mut conn)
     }
 
+    /// A write transaction that commits only when `f` returns true (false rolls back).
+    fn tx_if(&self, f: impl FnOnce(&Transaction<'_>) -> StoreResult<bool>) -> StoreResult<bool> {
+        self.with(|conn| {
+            let tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(db)?;
+            if !f(&tx)? {
+                return Ok(false); // dropping `tx` rolls back
+            }
+            tx.commit().map_err(db)?;
+            Ok(true)
+        })
+    }
+
     fn tx<T>(&self, f: impl FnOnce(&Transaction<'_>) -> StoreResult<T>) -> StoreResult<T> {
         self.with(|conn| {
             let tx = conn
@@ -547,10 +561,7 @@ impl Store for SqliteStore {
         now: i64,
         audit: &NewAuditEntry,
     ) -> StoreResult<bool> {
-        self.with(|conn| {
-            let tx = conn
-                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-                .map_err(db)?;
+        self.tx_if(|tx| {
             let done = tx
                 .prepare_cached(
                     "UPDATE tpm_enrollments SET completed_at = ?2 WHERE id = ?1 AND completed_at IS NULL",
@@ -568,8 +579,7 @@ impl Store for SqliteStore {
             .map_err(db)?
             .execute(params![id, now])
             .map_err(db)?;
-            append(&tx, audit)?;
-            tx.commit().map_err(db)?;
+            append(tx, audit)?;
             Ok(true)
         })
     }
@@ -610,13 +620,10 @@ impl Store for SqliteStore {
         audit: &NewAuditEntry,
         once: Option<UseOnce<'_>>,
     ) -> StoreResult<bool> {
-        self.with(|conn| {
-            let tx = conn
-                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-                .map_err(db)?;
+        self.tx_if(|tx| {
             if let Some(once) = once {
-                if !use_once(&tx, once)? {
-                    return Ok(false); // dropping `tx` rolls back
+                if !use_once(tx, once)? {
+                    return Ok(false);
                 }
             }
             tx.prepare_cached(
@@ -636,8 +643,7 @@ impl Store for SqliteStore {
                 t.token_hash.as_slice()
             ])
             .map_err(db)?;
-            append(&tx, audit)?;
-            tx.commit().map_err(db)?;
+            append(tx, audit)?;
             Ok(true)
         })
     }
@@ -788,17 +794,13 @@ impl Store for SqliteStore {
     }
 
     fn append_audit(&self, entry: &NewAuditEntry, once: Option<UseOnce<'_>>) -> StoreResult<bool> {
-        self.with(|conn| {
-            let tx = conn
-                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-                .map_err(db)?;
+        self.tx_if(|tx| {
             if let Some(once) = once {
-                if !use_once(&tx, once)? {
+                if !use_once(tx, once)? {
                     return Ok(false);
                 }
             }
-            append(&tx, entry)?;
-            tx.commit().map_err(db)?;
+            append(tx, entry)?;
             Ok(true)
         })
     }
