@@ -234,13 +234,15 @@ fn write_first_admin_credential(
         hash: crypto::hmac_sha256(hmac_key, secret.as_bytes()),
         revoked_at: None,
     };
-    keys::write_private_file(&path, format!("{}\n", secret.as_str()).as_bytes())
-        .map_err(|e| e.to_string())?;
+    // Stored first, then written: a failure between the two leaves an unknown (unusable)
+    // credential and no file, so the next start makes a new one instead of locking admins out.
     let audit = NewAuditEntry::new(now, None, "broker", "admin.credential.create", &id)
         .details(serde_json::json!({"scope": "global", "written_to": path.display().to_string()}));
     store
         .add_admin_credential(&cred, &audit)
         .map_err(|e| format!("storing the first admin credential: {e}"))?;
+    keys::write_private_file(&path, format!("{}\n", secret.as_str()).as_bytes())
+        .map_err(|e| e.to_string())?;
     tracing::info!(file = %path.display(), "wrote the global admin credential (shown once)");
     Ok(())
 }
