@@ -320,4 +320,29 @@ mod tests {
             JoseError::Signature
         );
     }
+
+    proptest::proptest! {
+        /// Attacker-supplied tokens and proofs: any string gives Ok or a typed error.
+        #[test]
+        fn arbitrary_text_never_panics(text in ".{0,600}") {
+            let _ = UnverifiedJws::parse(&text).map(|j| j.verify::<Value>(&[4; 65]));
+            let _ = verify_dpop_proof(&text);
+        }
+
+        /// Three base64url parts with arbitrary JSON-ish content.
+        #[test]
+        fn arbitrary_parts_never_panic(h in ".{0,200}", p in ".{0,200}", sig in proptest::collection::vec(0u8.., 0..80)) {
+            let compact = format!("{}.{}.{}", b64(h.as_bytes()), b64(p.as_bytes()), b64(&sig));
+            let _ = verify_dpop_proof(&compact);
+            let _ = UnverifiedJws::parse(&compact).map(|j| j.payload_unverified::<Value>());
+        }
+
+        /// Any JWK coordinates: thumbprints and points are checked, never panic.
+        #[test]
+        fn arbitrary_jwks(x in ".{0,60}", y in ".{0,60}", crv in "P-256|P-384|x") {
+            let jwk = EcJwk { kty: "EC".into(), crv, x, y, kid: None, use_: None, alg: None };
+            let _ = jwk.thumbprint();
+            let _ = jwk.to_point();
+        }
+    }
 }
