@@ -9,20 +9,15 @@
     clippy::indexing_slicing
 )]
 
-use std::path::PathBuf;
-
 use attest_verifiers::snp::{AmdTrustAnchors, SnpVerifier, VerifyOptions};
 use attest_verifiers::x509::Certificate;
 use attest_verifiers::UnixTime;
 use aws_lc_rs::signature::{ParsedPublicKey, UnparsedPublicKey, ECDSA_P384_SHA384_FIXED};
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 
-fn vector(rel: &str) -> Vec<u8> {
-    let dir = std::env::var_os("ATTEST_VECTORS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/vectors"));
-    std::fs::read(dir.join(rel)).unwrap()
-}
+#[path = "../tests/common/mod.rs"]
+mod common;
+use common::vector;
 
 fn bench(c: &mut Criterion) {
     let report = vector("snp/virtee-sev-milan/report.bin");

@@ -10,8 +10,6 @@
     clippy::indexing_slicing
 )]
 
-use std::path::PathBuf;
-
 use attest_fixtures::crypto::Hash;
 use attest_fixtures::tpm::{AkKind, SimTpm};
 use attest_verifiers::tpm::{
@@ -21,12 +19,9 @@ use attest_verifiers::x509;
 use attest_verifiers::UnixTime;
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 
-fn vector(rel: &str) -> Vec<u8> {
-    let dir = std::env::var_os("ATTEST_VECTORS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/vectors"));
-    std::fs::read(dir.join(rel)).unwrap()
-}
+#[path = "../tests/common/mod.rs"]
+mod common;
+use common::vector;
 
 fn bench(c: &mut Criterion) {
     let gce = |f: &str| vector(&format!("tpm/gce-cos85-nonce9009/{f}"));
