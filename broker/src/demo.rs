@@ -101,10 +101,8 @@ fn challenge_commitment() -> [u8; 64] {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or_default();
-    let mut input = b"attest-broker/v1".to_vec();
-    input.extend_from_slice(&nanos.to_be_bytes());
-    input.extend_from_slice(b"demo-binding-key-thumbprint");
-    attest_fixtures::crypto::sha512(&input)
+    let jkt = attest_proto::crypto::sha256(b"demo-binding-key");
+    attest_proto::attestation_binding(&nanos.to_be_bytes(), &jkt)
 }
 
 fn write(dir: &Path, name: &str, data: &[u8]) -> Result<PathBuf, UsageError> {

@@ -12,7 +12,7 @@ use base64::Engine;
 use serde_json::{json, Value};
 
 use crate::client::{Body, Client, ClientError, Reply};
-use crate::crypto::{self, SigningKey};
+use crate::crypto::SigningKey;
 use crate::jose::{self, EcJwk};
 use crate::service::attestation_binding;
 
@@ -156,26 +156,19 @@ impl SimHost {
         url: &str,
         token: Option<&str>,
     ) -> Result<String, String> {
-        let jti = jose::b64(&crypto::random::<16>().map_err(|e| e.to_string())?);
-        let now = crate::service::now();
-        let mut claims = json!({"jti": jti, "htm": method, "htu": url, "iat": now});
-        if let (Some(token), Some(map)) = (token, claims.as_object_mut()) {
-            map.insert(
-                "ath".into(),
-                jose::b64(&crypto::sha256(token.as_bytes())).into(),
-            );
-        }
-        let header = json!({"alg": "ES256", "typ": "dpop+jwt", "jwk": self.jwk});
-        let input = format!(
-            "{}.{}",
-            jose::b64(header.to_string().as_bytes()),
-            jose::b64(claims.to_string().as_bytes())
-        );
+        let what = attest_proto::dpop::ProofFor {
+            method,
+            url,
+            access_token: token,
+            iat: crate::service::now(),
+        };
+        let input =
+            attest_proto::dpop::signing_input(&self.jwk, &what).map_err(|e| e.to_string())?;
         let sig = self
             .binding
             .sign(input.as_bytes())
             .map_err(|e| e.to_string())?;
-        Ok(format!("{input}.{}", jose::b64(&sig)))
+        Ok(attest_proto::dpop::finish(&input, &sig))
     }
 
     /// `POST /v1/token/refresh` with a DPoP proof; the raw reply.

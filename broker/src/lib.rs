@@ -5,9 +5,10 @@
 #![forbid(unsafe_code)]
 
 pub mod admin_cli;
+/// The broker HTTP client shared with the sidecar.
+pub use attest_proto::client;
 pub mod audit;
 pub mod cli;
-pub mod client;
 pub mod config;
 pub mod crypto;
 pub mod demo;

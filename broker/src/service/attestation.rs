@@ -23,8 +23,6 @@ use crate::policy::{self, Mode, Policy};
 use crate::store::{OnceKind, TokenRecord, UseOnce};
 use crate::tokens::{self, AttestationSummary, Confirmation, TokenClaims};
 
-/// Domain separation for the evidence binding (DESIGN.md "Binding a token to hardware").
-pub const BINDING_CONTEXT: &[u8] = b"attest-broker/v1";
 /// Largest decoded evidence blob accepted.
 const MAX_EVIDENCE_BYTES: usize = 64 * 1024;
 /// Accepted clock skew for DPoP `iat`, seconds (RFC 9449 §11.1 leaves it to the server).
@@ -37,10 +35,9 @@ pub fn router() -> Router<AppState> {
         .route("/v1/token/refresh", post(refresh))
 }
 
-/// `SHA-512("attest-broker/v1" ‖ nonce ‖ jkt)`: what evidence user data must commit to.
-pub fn binding(nonce: &[u8], jkt: &[u8; 32]) -> [u8; 64] {
-    crypto::sha512_parts(&[BINDING_CONTEXT, nonce, jkt])
-}
+/// `SHA-512("attest-broker/v1" ‖ nonce ‖ jkt)`: what evidence user data must commit to
+/// (defined once, in `attest-proto`, for both sides).
+pub use attest_proto::attestation_binding as binding;
 
 #[derive(Serialize)]
 struct ChallengeResponse {

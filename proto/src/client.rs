@@ -1,6 +1,11 @@
-//! A small blocking HTTP client for the broker's API (admin CLI, simulated hosts, tests).
+//! A small blocking HTTP(S) client for the broker's JSON API (the sidecar, the admin CLI,
+//! simulated hosts, tests). HTTPS trusts only the CA certificates it is given: a sidecar pins
+//! its broker's CA rather than the whole web PKI.
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use ureq::tls::{PemItem, RootCerts, TlsConfig, TlsProvider};
 
 use serde_json::Value;
 
@@ -50,12 +55,60 @@ pub struct Client {
     base: String,
 }
 
+/// Largest response body read (the broker's answers are a few KiB; audit exports are larger).
+const MAX_RESPONSE: u64 = 16 * 1024 * 1024;
+
 impl Client {
-    /// A client for the broker at `base` (e.g. `http://127.0.0.1:8080`).
+    /// A client for the broker at `base` (e.g. `http://127.0.0.1:8080`). HTTPS URLs get no
+    /// trusted roots: use [`Client::with_ca_pem`] for them.
     pub fn new(base: &str) -> Self {
+        Self::build(
+            base,
+            RootCerts::Specific(Arc::new(Vec::new())),
+            Duration::from_secs(30),
+        )
+    }
+
+    /// A client that trusts exactly the CA certificates in `ca_pem` for HTTPS, with `timeout`
+    /// for a whole request.
+    pub fn with_ca_pem(base: &str, ca_pem: &[u8], timeout: Duration) -> Result<Self, ClientError> {
+        let mut roots = Vec::new();
+        for item in ureq::tls::parse_pem(ca_pem) {
+            match item {
+                Ok(PemItem::Certificate(cert)) => roots.push(cert),
+                Ok(_) => {}
+                Err(e) => return Err(ClientError(format!("CA certificates: {e}"))),
+            }
+        }
+        if roots.is_empty() {
+            return Err(ClientError(
+                "CA certificates: no certificate in the PEM".into(),
+            ));
+        }
+        Ok(Self::build(
+            base,
+            RootCerts::Specific(Arc::new(roots)),
+            timeout,
+        ))
+    }
+
+    /// A plain client with `timeout` for a whole request.
+    pub fn with_timeout(base: &str, timeout: Duration) -> Self {
+        Self::build(base, RootCerts::Specific(Arc::new(Vec::new())), timeout)
+    }
+
+    fn build(base: &str, roots: RootCerts, timeout: Duration) -> Self {
+        let tls = TlsConfig::builder()
+            .provider(TlsProvider::Rustls)
+            .root_certs(roots)
+            .unversioned_rustls_crypto_provider(Arc::new(
+                rustls::crypto::aws_lc_rs::default_provider(),
+            ))
+            .build();
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(30)))
+            .timeout_global(Some(timeout))
+            .tls_config(tls)
             .build()
             .into();
         Client {
@@ -110,7 +163,7 @@ impl Client {
         let text = response
             .into_body()
             .with_config()
-            .limit(16 * 1024 * 1024)
+            .limit(MAX_RESPONSE)
             .read_to_string()
             .map_err(|e| ClientError(format!("{method} {url}: reading the response: {e}")))?;
         let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
