@@ -1,20 +1,36 @@
-//! The attester side of attest-broker: runs next to an agent, collects hardware evidence and
-//! (in a later issue) exchanges it for a hardware-bound token over the broker's API.
+//! attest-sidecar: the attester next to an agent (DESIGN.md, "ephemeral-first"). It reads a
+//! bootstrap secret once, proves the host's hardware to the broker, exchanges the secret for a
+//! short-lived token bound to a key only that hardware holds, keeps the token in memory,
+//! refreshes it, and serves it to local agents over a unix socket.
 //!
-//! - [`tpm`]: a TPM 2.0 through `tss-esapi` 7.x: EKs and their certificates, AKs, PCRs,
-//!   quotes, the TPM-resident token-binding key (TPM2_Certify, ES256 signatures) and AK
-//!   enrollment by TPM2_ActivateCredential. Its outputs are the wire forms
-//!   `attest_verifiers::tpm` verifies.
-//! - [`secret`]: the bootstrap secret, read from a file descriptor, a systemd credential or
-//!   an owner-only file — never the environment or the command line.
-//! - `swtpm_harness` (feature `test-util`): a throwaway `swtpm` with its own local CA for
-//!   tests.
+//! - [`config`]: the TOML configuration (docs/sidecar.md);
+//! - [`secret`]: the bootstrap secret, from a file descriptor, a systemd credential or an
+//!   owner-only file — never the environment or the command line;
+//! - [`backend`]: evidence and the binding key: [`tpm`] (tss-esapi 7.x), SEV-SNP (the `sev`
+//!   crate, `/dev/sev-guest`), and simulated hardware from `attest-fixtures`;
+//! - [`broker`]: the broker's API as the sidecar calls it;
+//! - [`exchange`]: the loop — enroll, attest, refresh at about half-life with jitter,
+//!   re-attest when refused, back off while the broker is away;
+//! - [`socket`]: the agents' socket, callers checked by SO_PEERCRED;
+//! - [`agent`]: the client an agent links to use the socket;
+//! - [`run`]: the daemon assembled.
 //!
 //! This is the only crate of the workspace that links the TSS libraries (`libtss2-esys`,
 //! `libtss2-tctildr`, …); the broker builds without them.
 
+pub mod agent;
+pub mod backend;
+pub mod broker;
+pub mod config;
+pub mod error;
+pub mod exchange;
+pub mod run;
 pub mod secret;
+pub mod socket;
+pub mod timing;
 pub mod tpm;
+
+pub use error::Error;
 
 #[cfg(feature = "test-util")]
 pub mod swtpm_harness;

@@ -1,0 +1,440 @@
+//! The exchange loop: enroll, challenge → evidence → attest, hold the token in memory, refresh
+//! it with a DPoP proof at about half its lifetime, attest again when the broker will not
+//! refresh (revoked, attestation too old), and back off with jitter while the broker is
+//! unreachable — serving the current token until it expires.
+
+use std::collections::BTreeMap;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant};
+
+use attest_proto::dpop::{self, ProofFor};
+use zeroize::Zeroizing;
+
+use crate::backend::Attester;
+use crate::broker::{BrokerApi, Issued};
+use crate::config::TimingConfig;
+use crate::error::Error;
+use crate::timing;
+
+/// A token the sidecar holds.
+pub struct Held {
+    /// The access token.
+    pub token: Zeroizing<String>,
+    /// When it stops being served (issuance + the broker's `expires_in`, on this host's
+    /// monotonic clock).
+    pub expires_at: Instant,
+    /// The scopes granted.
+    pub scope: String,
+}
+
+impl std::fmt::Debug for Held {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Held")
+            .field("token", &"<redacted>")
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+/// What the exchange loop and the socket share: the binding key's holder and the tokens.
+pub struct Shared {
+    /// The evidence backend, which also signs with the binding key.
+    pub attester: Mutex<Box<dyn Attester>>,
+    /// Tokens by audience (`""`: the policy's default audience).
+    pub tokens: RwLock<BTreeMap<String, Held>>,
+    /// The broker's base URL.
+    pub broker_url: String,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("broker_url", &self.broker_url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A token as served: the value and its remaining lifetime.
+pub struct Current {
+    /// The access token.
+    pub token: Zeroizing<String>,
+    /// Seconds until it expires.
+    pub expires_in: u64,
+    /// The scopes granted.
+    pub scope: String,
+}
+
+impl Shared {
+    /// New shared state around `attester`.
+    pub fn new(attester: Box<dyn Attester>, broker_url: &str) -> Self {
+        Shared {
+            attester: Mutex::new(attester),
+            tokens: RwLock::new(BTreeMap::new()),
+            broker_url: broker_url.to_string(),
+        }
+    }
+
+    /// The unexpired token for `audience`, if one is held.
+    pub fn current(&self, audience: &str) -> Option<Current> {
+        let tokens = self.tokens.read().unwrap_or_else(PoisonError::into_inner);
+        let held = tokens.get(audience)?;
+        let left = held.expires_at.checked_duration_since(Instant::now())?;
+        (left >= Duration::from_secs(1)).then(|| Current {
+            token: held.token.clone(),
+            expires_in: left.as_secs(),
+            scope: held.scope.clone(),
+        })
+    }
+
+    /// An ES256 signature by the binding key (in the TPM for the TPM backend).
+    pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>, Error> {
+        self.attester
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .sign(message)
+    }
+
+    /// A DPoP proof by the binding key for `method url`, bound to `access_token`.
+    pub fn dpop_proof(
+        &self,
+        method: &str,
+        url: &str,
+        access_token: Option<&str>,
+    ) -> Result<String, Error> {
+        let jwk = self
+            .attester
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .jwk()
+            .clone();
+        let what = ProofFor {
+            method,
+            url,
+            access_token,
+            iat: unix_now(),
+        };
+        let input = dpop::signing_input(&jwk, &what)?;
+        let signature = self.sign(input.as_bytes())?;
+        Ok(dpop::finish(&input, &signature))
+    }
+
+    fn store(&self, audience: &str, issued: Issued, received: Instant) {
+        let held = Held {
+            token: issued.token,
+            expires_at: received + Duration::from_secs(issued.expires_in),
+            scope: issued.scope,
+        };
+        self.tokens
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(audience.to_string(), held);
+    }
+
+    fn forget_expired(&self) {
+        let now = Instant::now();
+        self.tokens
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|_, held| held.expires_at > now);
+    }
+
+    fn token_of(&self, audience: &str) -> Option<Zeroizing<String>> {
+        self.tokens
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(audience)
+            .filter(|h| h.expires_at > Instant::now())
+            .map(|h| h.token.clone())
+    }
+}
+
+/// Seconds since the epoch.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or_default()
+}
+
+/// What to do next for one audience.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Attest,
+    Refresh,
+}
+
+#[derive(Debug)]
+struct Slot {
+    audience: String,
+    step: Step,
+    due: Instant,
+    failures: u32,
+}
+
+/// How a failed broker call is handled.
+#[derive(Debug, PartialEq, Eq)]
+enum Recovery {
+    /// The token cannot be refreshed (revoked, expired, attestation too old): attest anew.
+    AttestNow,
+    /// The broker does not know this host's attestation key: enroll, then attest.
+    Enroll,
+    /// Transient (broker down, overloaded, a nonce race) or needs an operator: retry later.
+    Retry,
+}
+
+fn recovery(step: Step, error: &Error) -> Recovery {
+    match (step, error) {
+        (Step::Refresh, Error::Refused { status, .. }) if *status == 401 || *status == 403 => {
+            Recovery::AttestNow
+        }
+        (
+            Step::Attest,
+            Error::Refused {
+                status: 403,
+                message,
+                ..
+            },
+        ) if message.contains("tpm.chain") || message.contains("tpm.ak") => Recovery::Enroll,
+        _ => Recovery::Retry,
+    }
+}
+
+/// The exchange loop. Runs on its own thread until `stop` receives a message or is dropped.
+pub struct Exchange {
+    shared: Arc<Shared>,
+    broker: BrokerApi,
+    timing: TimingConfig,
+    slots: Vec<Slot>,
+    enrolled: bool,
+    enroll_failures: u32,
+}
+
+impl std::fmt::Debug for Exchange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Exchange")
+            .field("slots", &self.slots)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Exchange {
+    /// An exchange for `audiences` (empty: the policy's default audience only).
+    pub fn new(
+        shared: Arc<Shared>,
+        broker: BrokerApi,
+        timing: TimingConfig,
+        audiences: &[String],
+    ) -> Self {
+        let now = Instant::now();
+        let audiences: Vec<String> = if audiences.is_empty() {
+            vec![String::new()]
+        } else {
+            audiences.to_vec()
+        };
+        Exchange {
+            shared,
+            broker,
+            timing,
+            slots: audiences
+                .into_iter()
+                .map(|audience| Slot {
+                    audience,
+                    step: Step::Attest,
+                    due: now,
+                    failures: 0,
+                })
+                .collect(),
+            enrolled: false,
+            enroll_failures: 0,
+        }
+    }
+
+    /// Runs until told to stop.
+    pub fn run(mut self, stop: &Receiver<()>) {
+        loop {
+            self.shared.forget_expired();
+            let next = self.next_due();
+            let wait = next.saturating_duration_since(Instant::now());
+            if !wait.is_zero() {
+                match stop.recv_timeout(wait) {
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
+                }
+                continue;
+            }
+            if !self.enrolled {
+                self.enroll();
+                continue;
+            }
+            if let Some(index) = self.slots.iter().position(|s| s.due <= Instant::now()) {
+                self.step(index);
+            }
+        }
+    }
+
+    fn next_due(&self) -> Instant {
+        let soonest = self.slots.iter().map(|s| s.due).min();
+        let now = Instant::now();
+        // Wake at least once a second to drop expired tokens promptly.
+        soonest.unwrap_or(now).min(now + Duration::from_secs(1))
+    }
+
+    fn enroll(&mut self) {
+        let result = self
+            .shared
+            .attester
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .enroll(&self.broker);
+        match result {
+            Ok(()) => {
+                self.enrolled = true;
+                self.enroll_failures = 0;
+                tracing::info!(broker = %self.broker.url(), "enrolled with the broker");
+            }
+            Err(e) => {
+                self.enroll_failures = self.enroll_failures.saturating_add(1);
+                let wait =
+                    timing::backoff(self.enroll_failures, &self.timing, timing::unit_random());
+                tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "enrollment failed");
+                let due = Instant::now() + wait;
+                for slot in &mut self.slots {
+                    slot.due = slot.due.max(due);
+                }
+            }
+        }
+    }
+
+    fn step(&mut self, index: usize) {
+        let Some(slot) = self.slots.get(index) else {
+            return;
+        };
+        let (audience, step) = (slot.audience.clone(), slot.step);
+        let started = Instant::now();
+        let result = match step {
+            Step::Attest => self.attest(&audience),
+            Step::Refresh => self.refresh(&audience),
+        };
+        let timing = self.timing.clone();
+        let Some(slot) = self.slots.get_mut(index) else {
+            return;
+        };
+        match result {
+            Ok(issued) => {
+                let lifetime = Duration::from_secs(issued.expires_in);
+                tracing::info!(
+                    audience = %audience,
+                    step = ?step,
+                    expires_in = issued.expires_in,
+                    scope = %issued.scope,
+                    "token {}",
+                    if step == Step::Attest { "issued" } else { "refreshed" }
+                );
+                self.shared.store(&audience, issued, started);
+                slot.step = Step::Refresh;
+                slot.failures = 0;
+                slot.due =
+                    started + timing::refresh_after(lifetime, &timing, timing::unit_random());
+            }
+            Err(error) => match recovery(step, &error) {
+                Recovery::AttestNow => {
+                    tracing::warn!(audience = %audience, error = %error, "refresh refused; attesting again");
+                    slot.step = Step::Attest;
+                    slot.due = Instant::now();
+                }
+                Recovery::Enroll => {
+                    tracing::warn!(audience = %audience, error = %error, "attestation key unknown to the broker; enrolling again");
+                    self.enrolled = false;
+                    slot.failures = slot.failures.saturating_add(1);
+                    slot.due = Instant::now();
+                }
+                Recovery::Retry => {
+                    slot.failures = slot.failures.saturating_add(1);
+                    let wait = timing::backoff(slot.failures, &timing, timing::unit_random());
+                    let serving = self.shared.token_of(&audience).is_some();
+                    tracing::warn!(
+                        audience = %audience,
+                        step = ?step,
+                        error = %error,
+                        failures = slot.failures,
+                        retry_in_ms = wait.as_millis() as u64,
+                        serving_current_token = serving,
+                        "broker call failed"
+                    );
+                    slot.due = Instant::now() + wait;
+                }
+            },
+        }
+    }
+
+    fn attest(&mut self, audience: &str) -> Result<Issued, Error> {
+        let nonce = self.broker.challenge()?;
+        let (evidence, jwk) = {
+            let mut attester = self
+                .shared
+                .attester
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            (attester.evidence(&nonce)?, attester.jwk().clone())
+        };
+        let audience = (!audience.is_empty()).then_some(audience);
+        self.broker.attest(&nonce, &jwk, evidence, audience)
+    }
+
+    fn refresh(&mut self, audience: &str) -> Result<Issued, Error> {
+        let Some(token) = self.shared.token_of(audience) else {
+            // Expired while the broker was away: only a new attestation helps.
+            return Err(Error::Refused {
+                endpoint: "/v1/token/refresh",
+                status: 401,
+                code: "token.expired".into(),
+                message: "the held token expired before it could be refreshed".into(),
+            });
+        };
+        let url = self.broker.refresh_url();
+        let proof = self.shared.dpop_proof("POST", &url, Some(&token))?;
+        self.broker.refresh(&token, &proof)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(status: u16, message: &str) -> Error {
+        Error::Refused {
+            endpoint: "/v1/x",
+            status,
+            code: "c".into(),
+            message: message.into(),
+        }
+    }
+
+    #[test]
+    fn failures_map_to_the_right_recovery() {
+        assert_eq!(
+            recovery(Step::Refresh, &refused(401, "")),
+            Recovery::AttestNow
+        );
+        assert_eq!(
+            recovery(Step::Refresh, &refused(403, "")),
+            Recovery::AttestNow
+        );
+        assert_eq!(recovery(Step::Refresh, &refused(503, "")), Recovery::Retry);
+        assert_eq!(
+            recovery(Step::Refresh, &Error::Transport("down".into())),
+            Recovery::Retry
+        );
+        assert_eq!(
+            recovery(Step::Attest, &refused(403, "(reasons: [\"tpm.chain\"])")),
+            Recovery::Enroll
+        );
+        assert_eq!(
+            recovery(Step::Attest, &refused(403, "policy")),
+            Recovery::Retry
+        );
+        assert_eq!(recovery(Step::Attest, &refused(401, "")), Recovery::Retry);
+        assert_eq!(recovery(Step::Attest, &refused(409, "")), Recovery::Retry);
+    }
+}
