@@ -149,6 +149,15 @@ impl Shared {
     }
 }
 
+/// An audience as logged: the default one has no name.
+fn shown(audience: &str) -> &str {
+    if audience.is_empty() {
+        "(policy default)"
+    } else {
+        audience
+    }
+}
+
 /// Seconds since the epoch.
 pub fn unix_now() -> i64 {
     std::time::SystemTime::now()
@@ -281,17 +290,25 @@ impl Exchange {
     }
 
     fn enroll(&mut self) {
-        let result = self
-            .shared
-            .attester
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .enroll(&self.broker);
+        let result = {
+            let mut attester = self
+                .shared
+                .attester
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if attester.needs_enrollment() {
+                attester.enroll(&self.broker).map(|()| true)
+            } else {
+                Ok(false)
+            }
+        };
         match result {
-            Ok(()) => {
+            Ok(enrolled) => {
                 self.enrolled = true;
                 self.enroll_failures = 0;
-                tracing::info!(broker = %self.broker.url(), "enrolled with the broker");
+                if enrolled {
+                    tracing::info!(broker = %self.broker.url(), "attestation key enrolled with the broker");
+                }
             }
             Err(e) => {
                 self.enroll_failures = self.enroll_failures.saturating_add(1);
@@ -324,7 +341,7 @@ impl Exchange {
             Ok(issued) => {
                 let lifetime = Duration::from_secs(issued.expires_in);
                 tracing::info!(
-                    audience = %audience,
+                    audience = %shown(&audience),
                     step = ?step,
                     expires_in = issued.expires_in,
                     scope = %issued.scope,
@@ -339,12 +356,12 @@ impl Exchange {
             }
             Err(error) => match recovery(step, &error) {
                 Recovery::AttestNow => {
-                    tracing::warn!(audience = %audience, error = %error, "refresh refused; attesting again");
+                    tracing::warn!(audience = %shown(&audience), error = %error, "refresh refused; attesting again");
                     slot.step = Step::Attest;
                     slot.due = Instant::now();
                 }
                 Recovery::Enroll => {
-                    tracing::warn!(audience = %audience, error = %error, "attestation key unknown to the broker; enrolling again");
+                    tracing::warn!(audience = %shown(&audience), error = %error, "attestation key unknown to the broker; enrolling again");
                     self.enrolled = false;
                     slot.failures = slot.failures.saturating_add(1);
                     slot.due = Instant::now();
@@ -354,7 +371,7 @@ impl Exchange {
                     let wait = timing::backoff(slot.failures, &timing, timing::unit_random());
                     let serving = self.shared.token_of(&audience).is_some();
                     tracing::warn!(
-                        audience = %audience,
+                        audience = %shown(&audience),
                         step = ?step,
                         error = %error,
                         failures = slot.failures,

@@ -68,8 +68,10 @@ fn init_logging() {
     let user = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
     let filter = EnvFilter::try_new(format!("{user},ureq=warn,ureq_proto=warn,rustls=warn"))
         .unwrap_or_else(|_| EnvFilter::new("info,ureq=warn,ureq_proto=warn,rustls=warn"));
+    use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
 }

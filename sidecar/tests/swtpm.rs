@@ -381,6 +381,23 @@ fn binding_key_is_certified_non_exportable_and_signs_es256() {
     ] {
         assert!(!a.contains(bit), "{:?}", a.names());
     }
+    // The export path itself: TPM2_Duplicate, authorized the only way the TPM allows
+    // (a policy session), hands out the private part of a duplicable twin of the key…
+    let twin = s.tpm.create_exportable_key().unwrap();
+    let twin_public = Public::parse(twin.public().tpmt_public()).unwrap();
+    assert!(!twin_public.attributes.contains(ObjectAttributes::FIXED_TPM));
+    let exported = s.tpm.try_export(&twin).unwrap();
+    assert!(
+        exported.len() > 32,
+        "a duplicate blob: {} bytes",
+        exported.len()
+    );
+    // …and is refused for the binding key.
+    let refused = s.tpm.try_export(&key).unwrap_err();
+    assert!(matches!(refused, TpmError::Tss { .. }), "{refused}");
+    assert!(refused.to_string().contains("TPM2_Duplicate"), "{refused}");
+    eprintln!("binding key export refused: {refused}");
+
     // tpm2-tools decodes the same public area the same way.
     let printed = support::tpm2_print_public(&key.public().tpm2b_public(), dir.path());
     assert!(

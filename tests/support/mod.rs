@@ -26,7 +26,32 @@ pub struct Broker {
     pub data: PathBuf,
     /// Where its stderr (the log) goes.
     pub log: PathBuf,
+    /// The configuration file, for brokers started from one.
+    pub config: Option<PathBuf>,
     _tmp: Option<tempfile::TempDir>,
+}
+
+/// The `attest-broker` binary: Cargo names it for tests of the broker package; tests of other
+/// packages (the sidecar's) find it beside their own binaries (`cargo nextest run --workspace`
+/// builds every binary).
+pub fn broker_exe() -> PathBuf {
+    if let Some(path) = option_env!("CARGO_BIN_EXE_attest-broker") {
+        return PathBuf::from(path);
+    }
+    let exe = std::env::current_exe().unwrap();
+    // target/<profile>/deps/<test> → target/<profile>/attest-broker
+    let path = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("attest-broker");
+    assert!(
+        path.exists(),
+        "{} is not built: run the tests for the whole workspace (cargo nextest run --workspace)",
+        path.display()
+    );
+    path
 }
 
 impl Broker {
@@ -58,7 +83,29 @@ impl Broker {
             &data,
             tmp.path().join("broker.log"),
         );
+        // Pin the port so that a restart comes back at the same URL (the issuer).
+        let text = std::fs::read_to_string(&config).unwrap().replacen(
+            "listen = \"127.0.0.1:0\"",
+            &format!("listen = \"{}\"", b.url.trim_start_matches("http://")),
+            1,
+        );
+        std::fs::write(&config, text).unwrap();
+        b.config = Some(config);
         b._tmp = Some(tmp);
+        b
+    }
+
+    /// Starts again a broker that was started from a configuration file and then stopped, on
+    /// the same data, port and configuration.
+    pub fn start_again(&self) -> Broker {
+        let config = self.config.as_ref().unwrap();
+        let mut b = Broker::spawn(
+            &["serve", "--config", config.to_str().unwrap()],
+            &self.data,
+            self.log.clone(),
+        );
+        assert_eq!(b.url, self.url);
+        b.config = Some(config.clone());
         b
     }
 
@@ -90,7 +137,7 @@ impl Broker {
             .append(true)
             .open(&log)
             .unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_attest-broker"))
+        let mut child = Command::new(broker_exe())
             .args(args)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
@@ -125,6 +172,7 @@ impl Broker {
             url,
             data: data.to_path_buf(),
             log,
+            config: None,
             _tmp: None,
         }
     }

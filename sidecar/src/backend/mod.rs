@@ -30,9 +30,14 @@ pub trait Attester: Send {
     /// The binding key's public JWK.
     fn jwk(&self) -> &EcJwk;
 
-    /// Whatever the broker needs once before this backend's evidence is accepted (the TPM
-    /// backend enrolls its AK by credential activation). Called at start and again when the
-    /// broker no longer knows the attestation key.
+    /// Whether the broker must learn something from this backend before its evidence is
+    /// accepted (the TPM's attestation key).
+    fn needs_enrollment(&self) -> bool {
+        false
+    }
+
+    /// Enrolls with the broker (the TPM backend: its AK, by credential activation). Called at
+    /// start and again when the broker no longer knows the attestation key.
     fn enroll(&mut self, _broker: &BrokerApi) -> Result<(), Error> {
         Ok(())
     }

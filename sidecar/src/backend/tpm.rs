@@ -160,6 +160,10 @@ impl Attester for TpmAttester {
         &self.jwk
     }
 
+    fn needs_enrollment(&self) -> bool {
+        true
+    }
+
     /// MakeCredential at the broker, ActivateCredential here: proves the AK is in the TPM
     /// whose EK certificate the broker trusts.
     fn enroll(&mut self, broker: &BrokerApi) -> Result<(), Error> {

@@ -557,24 +557,32 @@ impl Tpm {
     /// created on first use (ECC P-256 storage primary of the owner hierarchy, TCG TPM v2.0
     /// Provisioning Guidance template; the owner authorization must be empty).
     pub fn create_binding_key(&mut self) -> Result<BindingKey, TpmError> {
+        self.create_signing_key(binding_key_template()?, "binding key")
+    }
+
+    /// Creates and loads a P-256 signing key from `template` under the SRK, and saves it.
+    fn create_signing_key(
+        &mut self,
+        template: Public,
+        what: &'static str,
+    ) -> Result<BindingKey, TpmError> {
         let srk = self.srk()?;
-        let template = binding_key_template()?;
         self.with_loaded(&srk, |ctx, srk_handle| {
             let created = ctx
                 .execute_with_session(Some(AuthSession::Password), |ctx| {
                     ctx.create(srk_handle, template, None, None, None, None)
                 })
-                .tss("TPM2_Create (binding key)")?;
+                .tss("TPM2_Create (signing key)")?;
             let handle = ctx
                 .execute_with_session(Some(AuthSession::Password), |ctx| {
                     ctx.load(srk_handle, created.out_private, created.out_public)
                 })
-                .tss("TPM2_Load (binding key)")?;
+                .tss("TPM2_Load (signing key)")?;
             let (public_area, _, _) = ctx
                 .read_public(handle)
-                .tss("TPM2_ReadPublic (binding key)")?;
+                .tss("TPM2_ReadPublic (signing key)")?;
             let point = uncompressed_point(&public_area)?;
-            let (public, saved) = save_and_flush(ctx, handle, "binding key")?;
+            let (public, saved) = save_and_flush(ctx, handle, what)?;
             Ok(BindingKey {
                 public,
                 point,
@@ -847,18 +855,27 @@ fn srk_template() -> Result<Public, TpmError> {
 /// The binding key template: P-256 ECDSA-SHA256, unrestricted signing,
 /// `fixedTPM | fixedParent | sensitiveDataOrigin | userWithAuth | sign`.
 fn binding_key_template() -> Result<Public, TpmError> {
+    signing_key_template(true, None)
+}
+
+/// An unrestricted P-256 ECDSA-SHA256 signing key; `fixed` sets fixedTPM and fixedParent.
+fn signing_key_template(fixed: bool, auth_policy: Option<Digest>) -> Result<Public, TpmError> {
     let attributes = ObjectAttributesBuilder::new()
-        .with_fixed_tpm(true)
-        .with_fixed_parent(true)
+        .with_fixed_tpm(fixed)
+        .with_fixed_parent(fixed)
         .with_sensitive_data_origin(true)
         .with_user_with_auth(true)
         .with_sign_encrypt(true)
         .build()
         .tss("binding key attributes")?;
-    PublicBuilder::new()
+    let mut builder = PublicBuilder::new()
         .with_public_algorithm(PublicAlgorithm::Ecc)
         .with_name_hashing_algorithm(HashingAlgorithm::Sha256)
-        .with_object_attributes(attributes)
+        .with_object_attributes(attributes);
+    if let Some(policy) = auth_policy {
+        builder = builder.with_auth_policy(policy);
+    }
+    builder
         .with_ecc_parameters(
             PublicEccParametersBuilder::new_unrestricted_signing_key(
                 EccScheme::EcDsa(HashScheme::new(HashingAlgorithm::Sha256)),
@@ -869,7 +886,60 @@ fn binding_key_template() -> Result<Public, TpmError> {
         )
         .with_ecc_unique_identifier(EccPoint::default())
         .build()
-        .tss("binding key template")
+        .tss("signing key template")
+}
+
+/// Test support: the export path, so tests can show it works for a duplicable key and is
+/// refused for binding keys. The sidecar itself never exports anything.
+#[cfg(feature = "test-util")]
+impl Tpm {
+    /// A P-256 signing key like the binding key but duplicable: fixedTPM and fixedParent
+    /// clear, authPolicy = PolicyCommandCode(TPM2_Duplicate).
+    pub fn create_exportable_key(&mut self) -> Result<BindingKey, TpmError> {
+        // TPM2 Part 3, 23.11: policyDigest' = H(policyDigest ‖ TPM_CC_PolicyCommandCode ‖ code)
+        let mut input = vec![0u8; 32];
+        input.extend_from_slice(&0x0000_016c_u32.to_be_bytes());
+        input.extend_from_slice(&0x0000_014b_u32.to_be_bytes());
+        let digest = attest_proto::crypto::sha256(&input);
+        let policy = Digest::try_from(digest.to_vec()).tss("authPolicy")?;
+        self.create_signing_key(signing_key_template(false, Some(policy))?, "exportable key")
+    }
+
+    /// TPM2_Duplicate of `key` in the clear (no new parent, no inner wrapper), authorized by a
+    /// PolicyCommandCode(TPM2_Duplicate) session: the key's private part, or the TPM's refusal.
+    pub fn try_export(&mut self, key: &BindingKey) -> Result<Vec<u8>, TpmError> {
+        self.with_loaded(&key.saved, |ctx, handle| {
+            let session = ctx
+                .start_auth_session(
+                    None,
+                    None,
+                    None,
+                    SessionType::Policy,
+                    SymmetricDefinition::Null,
+                    HashingAlgorithm::Sha256,
+                )
+                .tss("TPM2_StartAuthSession (policy)")?
+                .ok_or_else(|| TpmError::unexpected("TPM2_StartAuthSession", "no session"))?;
+            let result = (|| {
+                let policy = PolicySession::try_from(session).tss("policy session")?;
+                ctx.policy_command_code(policy, tss_esapi::constants::CommandCode::Duplicate)
+                    .tss("TPM2_PolicyCommandCode")?;
+                let (_, private, _) = ctx
+                    .execute_with_session(Some(session), |ctx| {
+                        ctx.duplicate(
+                            handle.into(),
+                            ObjectHandle::Null,
+                            None,
+                            SymmetricDefinitionObject::Null,
+                        )
+                    })
+                    .tss("TPM2_Duplicate")?;
+                Ok(private.value().to_vec())
+            })();
+            let flushed = flush_session(ctx, session);
+            finish(result, flushed)
+        })
+    }
 }
 
 fn uncompressed_point(public: &Public) -> Result<[u8; 65], TpmError> {
