@@ -605,3 +605,64 @@ fn bootstrap_file_readable_by_others_is_refused_at_start() {
     assert!(!stderr.contains(&secret) && !String::from_utf8_lossy(&out.stdout).contains(&secret));
     assert!(!socket.exists(), "nothing is served without a secret");
 }
+
+/// When the attestation is older than the policy allows, the broker refuses the refresh
+/// (`attestation.stale`) and the sidecar attests again; the agent keeps getting tokens.
+/// (`timing.refresh_at = 0.1` refreshes a 60 s token every 6 s, to keep the test short.)
+#[test]
+fn sidecar_attests_again_when_the_attestation_ages_out() {
+    let broker = Broker::start();
+    let host = broker.host();
+    let mut policy = support::policy_for(&host);
+    policy["token_ttl_secs"] = json!(60);
+    policy["max_attestation_age_secs"] = json!(10);
+    let secret = broker.enroll("acme", "snp-hosts", policy, "snp-agent-2");
+    let dir = tempfile::tempdir().unwrap();
+    let secret_file = write_secret(dir.path(), &secret);
+    let socket = dir.path().join("agent.sock");
+    let config = dir.path().join("sidecar.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[broker]\nurl = \"{}\"\n[bootstrap]\nfile = \"{}\"\n[evidence]\nbackend = \"fixture\"\n[evidence.fixture]\nroots_dir = \"{}\"\n[socket]\npath = \"{}\"\nallowed_uids = [{}]\n[timing]\nrefresh_at = 0.1\njitter = 0.0\n",
+            broker.url,
+            secret_file.display(),
+            broker.data.join("simulated-amd").display(),
+            socket.display(),
+            my_uid()
+        ),
+    )
+    .unwrap();
+    let mut sidecar = Sidecar::start(
+        &config,
+        &dir.path().join("sidecar.log"),
+        &["--allow-simulated-hardware"],
+    );
+    let first = claims_of(&sidecar.wait_for_token(Duration::from_secs(30)));
+    let agent = AgentClient::new(&socket);
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let mut refreshed = false;
+    let reattested = loop {
+        let claims = claims_of(&agent.token(None).unwrap().access_token);
+        refreshed |= claims["jti"] != first["jti"]
+            && claims["att"]["attested_at"] == first["att"]["attested_at"];
+        if claims["att"]["attested_at"] != first["att"]["attested_at"] {
+            break claims;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no new attestation; log:\n{}",
+            sidecar.logs()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        refreshed,
+        "a refresh came first, within the attestation age"
+    );
+    assert!(reattested["att"]["attested_at"].as_i64() > first["att"]["attested_at"].as_i64());
+    let log = sidecar.logs();
+    assert!(log.contains("attestation.stale"), "{log}");
+    assert!(log.contains("refresh refused; attesting again"), "{log}");
+    sidecar.stop();
+}

@@ -23,7 +23,7 @@ pub use snp::SnpAttester;
 pub use tpm::TpmAttester;
 
 /// A source of evidence and the holder of the binding key.
-pub trait Attester: Send {
+pub trait Attester: Send + std::fmt::Debug {
     /// The backend's name (`tpm`, `sev-snp`, `fixture`), for logs.
     fn kind(&self) -> &'static str;
 
@@ -66,4 +66,40 @@ pub fn open(config: &EvidenceConfig, allow_simulated: bool) -> Result<Box<dyn At
             Box::new(FixtureAttester::open(&config.fixture)?)
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{FixtureConfig, SnpConfig, TpmConfig};
+
+    fn config(backend: BackendKind) -> EvidenceConfig {
+        EvidenceConfig {
+            backend,
+            tpm: TpmConfig {
+                tcti: "device:/nonexistent/tpmrm0".into(),
+                ..TpmConfig::default()
+            },
+            sev_snp: SnpConfig::default(),
+            fixture: FixtureConfig {
+                roots_dir: Some("/nonexistent".into()),
+                measurement: None,
+            },
+        }
+    }
+
+    #[test]
+    fn missing_hardware_is_a_clear_error() {
+        // No SEV-SNP guest device on this machine (and if there were one, open would work).
+        if !std::path::Path::new("/dev/sev-guest").exists() {
+            let e = open(&config(BackendKind::SevSnp), false).unwrap_err();
+            assert!(e.to_string().contains("/dev/sev-guest"), "{e}");
+        }
+        let e = open(&config(BackendKind::Tpm), false).unwrap_err();
+        assert!(matches!(e, Error::Tpm(_)), "{e}");
+        let e = open(&config(BackendKind::Fixture), false).unwrap_err();
+        assert!(e.to_string().contains("--allow-simulated-hardware"), "{e}");
+        let e = open(&config(BackendKind::Fixture), true).unwrap_err();
+        assert!(e.to_string().contains("/nonexistent"), "{e}");
+    }
 }
