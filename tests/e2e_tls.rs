@@ -68,6 +68,47 @@ fn tls_listener_serves_and_insecure_keys_are_refused() {
         !untrusted.status.success(),
         "a client that does not trust the test CA is refused"
     );
+    // The client the sidecar uses (attest-proto, rustls on aws-lc-rs) trusts exactly its CA
+    // file: with it, the broker answers; without it, or with another CA, the handshake fails.
+    let pem = std::fs::read(dir.path().join("cert.pem")).unwrap();
+    let pinned = attest_broker::client::Client::with_ca_pem(
+        &issuer,
+        &pem,
+        std::time::Duration::from_secs(10),
+    )
+    .unwrap();
+    let reply = pinned
+        .send(
+            "POST",
+            "/v1/challenge",
+            &[],
+            attest_broker::client::Body::Empty,
+        )
+        .unwrap();
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let other = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    let wrong = attest_broker::client::Client::with_ca_pem(
+        &issuer,
+        other.cert.pem().as_bytes(),
+        std::time::Duration::from_secs(10),
+    )
+    .unwrap();
+    assert!(wrong
+        .send(
+            "POST",
+            "/v1/challenge",
+            &[],
+            attest_broker::client::Body::Empty
+        )
+        .is_err());
+    assert!(attest_broker::client::Client::new(&issuer)
+        .send(
+            "POST",
+            "/v1/challenge",
+            &[],
+            attest_broker::client::Body::Empty
+        )
+        .is_err());
     let _ = child.kill();
     let _ = child.wait();
 

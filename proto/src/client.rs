@@ -105,8 +105,14 @@ impl Client {
                 rustls::crypto::aws_lc_rs::default_provider(),
             ))
             .build();
+        // No redirects (an API answer is never a redirect, and a redirect must not carry a
+        // bootstrap secret elsewhere) and no proxy from the environment: the client talks to
+        // the URL it was configured with, and nothing else.
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
+            .max_redirects(0)
+            .max_redirects_will_error(false)
+            .proxy(None)
             .timeout_global(Some(timeout))
             .tls_config(tls)
             .build()
@@ -180,4 +186,49 @@ fn form_encode(s: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    /// A one-shot HTTP server on loopback answering `response`; returns its base URL and the
+    /// request it received.
+    fn one_shot(response: &'static str) -> (String, std::thread::JoinHandle<String>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let handle = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut buf = [0u8; 4096];
+            let n = stream.read(&mut buf).unwrap();
+            stream.write_all(response.as_bytes()).unwrap();
+            String::from_utf8_lossy(&buf[..n]).into_owned()
+        });
+        (url, handle)
+    }
+
+    #[test]
+    fn redirects_are_not_followed_and_headers_go_only_to_the_configured_url() {
+        let (url, server) = one_shot(
+            "HTTP/1.1 307 Temporary Redirect\r\nLocation: http://127.0.0.1:9/steal\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        );
+        let reply = Client::new(&url)
+            .send(
+                "POST",
+                "/v1/attest",
+                &[("authorization", "Bootstrap s3cret")],
+                Body::Empty,
+            )
+            .unwrap();
+        assert_eq!(reply.status, 307);
+        let request = server.join().unwrap();
+        assert!(request.starts_with("POST /v1/attest HTTP/1.1"), "{request}");
+    }
+
+    #[test]
+    fn a_ca_file_without_certificates_is_refused() {
+        let e = Client::with_ca_pem("https://x", b"not pem", Duration::from_secs(1)).unwrap_err();
+        assert!(e.0.contains("no certificate"), "{e}");
+    }
 }

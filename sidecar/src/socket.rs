@@ -255,6 +255,9 @@ pub fn bind(config: &SocketConfig) -> Result<std::os::unix::net::UnixListener, E
     };
     match std::fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_socket() => {
+            if std::os::unix::net::UnixStream::connect(path).is_ok() {
+                return Err(fail("another process is serving this socket".into()));
+            }
             std::fs::remove_file(path)
                 .map_err(|e| fail(format!("removing the stale socket: {e}")))?;
         }
@@ -329,6 +332,33 @@ pub async fn serve(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn binding_replaces_only_a_stale_socket() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = SocketConfig {
+            path: dir.path().join("s.sock"),
+            allowed_uids: vec![0],
+            group: None,
+        };
+        let live = bind(&config).unwrap();
+        let mode = std::fs::metadata(&config.path)
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600);
+        let err = bind(&config).unwrap_err().to_string();
+        assert!(err.contains("another process"), "{err}");
+        drop(live);
+        let again = bind(&config).unwrap();
+        drop(again);
+        std::fs::remove_file(&config.path).unwrap();
+        std::fs::write(&config.path, b"not a socket").unwrap();
+        let err = bind(&config).unwrap_err().to_string();
+        assert!(err.contains("not a socket"), "{err}");
+        assert_eq!(std::fs::read(&config.path).unwrap(), b"not a socket");
+    }
 
     #[test]
     fn groups_resolve_by_name_or_number() {
