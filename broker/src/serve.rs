@@ -98,8 +98,11 @@ pub async fn run(config: Config, dev: bool) -> Result<(), String> {
         max_concurrent_requests: config.limits.max_concurrent_requests,
         inline_store: !config.storage.full_sync,
     };
+    let issues = service::commit::IssueQueue::start(store.clone())
+        .map_err(|e| format!("cannot start the store writer: {e}"))?;
     let state = AppState {
         store: store.clone(),
+        issues: Arc::new(issues),
         snp: Arc::new(SnpVerifier::new(anchors)),
         nitro: Arc::new(NitroVerifier::new(nitro_anchors)),
         tpm_ek_roots: Arc::new(tpm_ek_roots),

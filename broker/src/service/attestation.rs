@@ -20,7 +20,7 @@ use crate::audit::NewAuditEntry;
 use crate::crypto;
 use crate::jose::{self, EcJwk};
 use crate::policy::{self, Mode, Policy};
-use crate::store::{OnceKind, TokenRecord, UseOnce};
+use crate::store::{Issuance, OnceKind, TokenRecord, UseOnce};
 use crate::tokens::{self, AttestationSummary, Confirmation, TokenClaims};
 
 /// Largest decoded evidence blob accepted.
@@ -625,18 +625,12 @@ async fn issue(
     let audit = NewAuditEntry::new(claims.iat, Some(&claims.tenant), actor, action, &claims.jti)
         .decision(decision)
         .details(details);
-    let store = state.store.clone();
-    let once = once.map(|o| (o.kind, *o.hash, o.expires_at));
-    let issued = state
-        .blocking(move || {
-            let once = once.as_ref().map(|(kind, hash, expires_at)| UseOnce {
-                kind: *kind,
-                hash,
-                expires_at: *expires_at,
-            });
-            store.issue_token(&record, &audit, once)
-        })
-        .await?;
+    let issuance = Issuance {
+        token: record,
+        audit,
+        once: once.map(|o| (o.kind, *o.hash, o.expires_at)),
+    };
+    let issued = state.issues.issue(issuance).await?;
     if !issued {
         return Err(ApiError::unauthorized(
             "once.replayed",

@@ -2,6 +2,7 @@
 
 mod admin;
 mod attestation;
+pub mod commit;
 pub mod error;
 mod extract;
 mod introspection;
@@ -58,6 +59,8 @@ pub type PolicyCache =
 pub struct AppState {
     /// Persistent state.
     pub store: Arc<dyn Store>,
+    /// Token issuances, group-committed by one writer thread.
+    pub issues: Arc<commit::IssueQueue>,
     /// SEV-SNP verifier with its chain cache.
     pub snp: Arc<SnpVerifier>,
     /// AWS Nitro verifier with its chain cache.

@@ -197,6 +197,17 @@ pub struct UseOnce<'a> {
     pub expires_at: i64,
 }
 
+/// One token issuance, owned, for [`Store::issue_tokens`] (group commit).
+#[derive(Debug, Clone)]
+pub struct Issuance {
+    /// The token's record.
+    pub token: TokenRecord,
+    /// Its audit entry.
+    pub audit: NewAuditEntry,
+    /// A single-use value consumed with it: kind, SHA-256, expiry.
+    pub once: Option<(OnceKind, [u8; 32], i64)>,
+}
+
 /// A revocation request.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -321,6 +332,22 @@ pub trait Store: Send + Sync {
         audit: &NewAuditEntry,
         once: Option<UseOnce<'_>>,
     ) -> StoreResult<bool>;
+    /// Records several issuances, each as [`Store::issue_token`] would and independently of
+    /// the others (one's replay or failure changes nothing of the rest), ideally in one
+    /// durable commit. One result per issuance, in order.
+    fn issue_tokens(&self, batch: &[Issuance]) -> Vec<StoreResult<bool>> {
+        batch
+            .iter()
+            .map(|i| {
+                let once = i.once.as_ref().map(|(kind, hash, expires_at)| UseOnce {
+                    kind: *kind,
+                    hash,
+                    expires_at: *expires_at,
+                });
+                self.issue_token(&i.token, &i.audit, once)
+            })
+            .collect()
+    }
     /// An issued token and its tenant's and agent's revocation state, by token id.
     fn token_state(&self, jti: &str) -> StoreResult<Option<TokenState>>;
     /// Number of issued tokens not yet expired nor revoked.

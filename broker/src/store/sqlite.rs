@@ -7,11 +7,11 @@
 use std::path::Path;
 use std::sync::Mutex;
 
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{
-    AdminCredential, Agent, AuditQuery, BootstrapCredential, OnceKind, PolicyRecord, Revocation,
-    SigningKeyRecord, Store, StoreError, StoreResult, Tenant, TokenRecord, TokenState,
+    AdminCredential, Agent, AuditQuery, BootstrapCredential, Issuance, OnceKind, PolicyRecord,
+    Revocation, SigningKeyRecord, Store, StoreError, StoreResult, Tenant, TokenRecord, TokenState,
     TpmEnrollment, UseOnce,
 };
 use crate::audit::{self, AuditEntry, NewAuditEntry};
@@ -93,33 +93,94 @@ impl SqliteStore {
     }
 
     /// A write transaction that commits only when `f` returns true (false rolls back).
-    fn tx_if(&self, f: impl FnOnce(&Transaction<'_>) -> StoreResult<bool>) -> StoreResult<bool> {
-        self.with(|conn| {
-            let tx = conn
-                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-                .map_err(db)?;
-            if !f(&tx)? {
-                return Ok(false); // dropping `tx` rolls back
-            }
-            tx.commit().map_err(db)?;
-            Ok(true)
-        })
+    fn tx_if(&self, f: impl FnOnce(&Connection) -> StoreResult<bool>) -> StoreResult<bool> {
+        self.with(|conn| in_transaction(conn, f))
     }
 
-    fn tx<T>(&self, f: impl FnOnce(&Transaction<'_>) -> StoreResult<T>) -> StoreResult<T> {
+    fn tx<T>(&self, f: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
         self.with(|conn| {
-            let tx = conn
-                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-                .map_err(db)?;
-            let out = f(&tx)?;
-            tx.commit().map_err(db)?;
-            Ok(out)
+            let mut out = None;
+            in_transaction(conn, |c| {
+                out = Some(f(c)?);
+                Ok(true)
+            })?;
+            out.ok_or_else(|| StoreError::Database("transaction produced nothing".into()))
         })
     }
 }
 
+/// Runs `f` in a `BEGIN IMMEDIATE` transaction, committing when it returns true and rolling
+/// back when it returns false or fails. The three statements are prepared once per connection
+/// (rusqlite's `Transaction` would parse them on every call, a measurable share of an
+/// issuance).
+fn in_transaction(
+    conn: &Connection,
+    f: impl FnOnce(&Connection) -> StoreResult<bool>,
+) -> StoreResult<bool> {
+    let run = |sql: &str| -> StoreResult<()> {
+        conn.prepare_cached(sql)
+            .map_err(db)?
+            .execute([])
+            .map_err(db)?;
+        Ok(())
+    };
+    if !conn.is_autocommit() {
+        // A transaction left open by a failed rollback: end it before starting ours.
+        let _ = run("ROLLBACK");
+    }
+    run("BEGIN IMMEDIATE")?;
+    let result = f(conn);
+    match result {
+        Ok(true) => match run("COMMIT") {
+            Ok(()) => Ok(true),
+            Err(e) => {
+                let _ = run("ROLLBACK");
+                Err(e)
+            }
+        },
+        other => {
+            run("ROLLBACK")?;
+            other
+        }
+    }
+}
+
+/// Inside a transaction: the single-use value (false if already used), the token, its audit
+/// entry.
+fn record_issuance(
+    tx: &Connection,
+    t: &TokenRecord,
+    audit: &NewAuditEntry,
+    once: Option<UseOnce<'_>>,
+) -> StoreResult<bool> {
+    if let Some(once) = once {
+        if !use_once(tx, once)? {
+            return Ok(false);
+        }
+    }
+    tx.prepare_cached(
+        "INSERT INTO tokens (jti, tenant, agent_id, kid, iat, exp, attested_at, jkt, token_hash)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )
+    .map_err(db)?
+    .execute(params![
+        t.jti,
+        t.tenant,
+        t.agent_id,
+        t.kid,
+        t.iat,
+        t.exp,
+        t.attested_at,
+        t.jkt,
+        t.token_hash.as_slice()
+    ])
+    .map_err(db)?;
+    append(tx, audit)?;
+    Ok(true)
+}
+
 /// Records a single-use value inside `tx`; false if it was already used.
-fn use_once(tx: &Transaction<'_>, once: UseOnce<'_>) -> StoreResult<bool> {
+fn use_once(tx: &Connection, once: UseOnce<'_>) -> StoreResult<bool> {
     let inserted = tx
         .prepare_cached(
             "INSERT OR IGNORE INTO used_once (kind, hash, expires_at) VALUES (?1, ?2, ?3)",
@@ -135,13 +196,11 @@ fn use_once(tx: &Transaction<'_>, once: UseOnce<'_>) -> StoreResult<bool> {
 }
 
 /// Appends an audit entry inside `tx`, chaining it to the current head.
-fn append(tx: &Transaction<'_>, entry: &NewAuditEntry) -> StoreResult<()> {
+fn append(tx: &Connection, entry: &NewAuditEntry) -> StoreResult<()> {
     let head: Option<(i64, Vec<u8>)> = tx
-        .query_row(
-            "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
+        .prepare_cached("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
+        .map_err(db)?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()
         .map_err(db)?;
     let (seq, prev) = match head {
@@ -620,32 +679,44 @@ impl Store for SqliteStore {
         audit: &NewAuditEntry,
         once: Option<UseOnce<'_>>,
     ) -> StoreResult<bool> {
-        self.tx_if(|tx| {
-            if let Some(once) = once {
-                if !use_once(tx, once)? {
-                    return Ok(false);
+        self.tx_if(|tx| record_issuance(tx, t, audit, once))
+    }
+
+    /// One transaction for the whole batch, one savepoint per issuance: a replayed or failing
+    /// issuance is rolled back to its savepoint without touching the others, and the audit
+    /// chain continues from the last entry that stayed.
+    fn issue_tokens(&self, batch: &[Issuance]) -> Vec<StoreResult<bool>> {
+        let mut results: Vec<StoreResult<bool>> = Vec::with_capacity(batch.len());
+        let committed = self.with(|conn| {
+            in_transaction(conn, |c| {
+                let run = |sql: &str| -> StoreResult<()> {
+                    c.prepare_cached(sql).map_err(db)?.execute([]).map_err(db)?;
+                    Ok(())
+                };
+                for item in batch {
+                    run("SAVEPOINT issuance")?;
+                    let once = item.once.as_ref().map(|(kind, hash, expires_at)| UseOnce {
+                        kind: *kind,
+                        hash,
+                        expires_at: *expires_at,
+                    });
+                    let result = record_issuance(c, &item.token, &item.audit, once);
+                    if !matches!(result, Ok(true)) {
+                        run("ROLLBACK TO issuance")?;
+                    }
+                    run("RELEASE issuance")?;
+                    results.push(result);
                 }
-            }
-            tx.prepare_cached(
-                "INSERT INTO tokens (jti, tenant, agent_id, kid, iat, exp, attested_at, jkt, token_hash)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            )
-            .map_err(db)?
-            .execute(params![
-                t.jti,
-                t.tenant,
-                t.agent_id,
-                t.kid,
-                t.iat,
-                t.exp,
-                t.attested_at,
-                t.jkt,
-                t.token_hash.as_slice()
-            ])
-            .map_err(db)?;
-            append(tx, audit)?;
-            Ok(true)
-        })
+                Ok(true)
+            })
+        });
+        match committed {
+            Ok(_) => results,
+            Err(e) => batch
+                .iter()
+                .map(|_| Err(StoreError::Database(format!("batch commit: {e}"))))
+                .collect(),
+        }
     }
 
     fn token_state(&self, jti: &str) -> StoreResult<Option<TokenState>> {
