@@ -142,7 +142,10 @@ mod tests {
                 limit: 1000,
             })
             .unwrap();
-        let issued = entries.iter().filter(|e| e.entry.action == "token.issue").count();
+        let issued = entries
+            .iter()
+            .filter(|e| e.entry.action == "token.issue")
+            .count();
         assert_eq!(issued, 102, "only the winners (and dup, fresh) are audited");
         assert!(crate::audit::verify_chain(&entries).is_ok());
     }
