@@ -123,10 +123,16 @@ pub async fn run(config: Config, dev: bool) -> Result<(), String> {
 
     let grace = Duration::from_secs(config.server.shutdown_grace_secs);
     match tls {
-        None => axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown_signal(grace))
-            .await
-            .map_err(|e| format!("server: {e}"))?,
+        // TCP_NODELAY: a response goes out at once, not after the client's delayed ACK.
+        None => axum::serve(
+            axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                let _ = tcp.set_nodelay(true);
+            }),
+            app,
+        )
+        .with_graceful_shutdown(shutdown_signal(grace))
+        .await
+        .map_err(|e| format!("server: {e}"))?,
         Some(tls) => {
             let handle = axum_server::Handle::new();
             let on_signal = handle.clone();
