@@ -247,6 +247,43 @@ fn write_secret(dir: &Path, secret: &str) -> PathBuf {
     path
 }
 
+/// A sidecar's files in `dir`: the bootstrap secret (0600) and a configuration for the broker
+/// at `url` with `evidence` (the `[evidence]` tables), the socket `agent.sock` for this uid,
+/// and `broker_extra` / `socket_extra` lines in those tables and `tail` tables after them.
+/// Returns (configuration, socket, secret file).
+struct SidecarFiles<'a> {
+    url: &'a str,
+    secret: &'a str,
+    evidence: &'a str,
+    broker_extra: &'a str,
+    socket_extra: &'a str,
+    tail: &'a str,
+}
+
+impl SidecarFiles<'_> {
+    fn write(&self, dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+        let secret_file = write_secret(dir, self.secret);
+        let socket = dir.join("agent.sock");
+        let config = dir.join("sidecar.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[broker]\nurl = \"{}\"\n{}\n[bootstrap]\nfile = \"{}\"\n{}\n[socket]\npath = \"{}\"\nallowed_uids = [{}]\n{}\n{}\n",
+                self.url,
+                self.broker_extra,
+                secret_file.display(),
+                self.evidence,
+                socket.display(),
+                my_uid(),
+                self.socket_extra,
+                self.tail,
+            ),
+        )
+        .unwrap();
+        (config, socket, secret_file)
+    }
+}
+
 /// The sidecar on swtpm: its binding key in the TPM, AK-certified; the agent's token checks
 /// out at a relying party; revocation is noticed on refresh and followed by a new
 /// attestation; the broker goes away for longer than a refresh interval and the agent never
@@ -277,38 +314,20 @@ fn tpm_sidecar_serves_bound_tokens_through_revocation_and_a_broker_outage() {
         "tpm": {"pcrs": {"sha256": {"16": [hex::encode(&expected_pcr16)]}}}
     });
     let secret = broker.enroll("acme", "tpm-hosts", policy, "tpm-agent-1");
-    let secret_file = write_secret(dir.path(), &secret);
-    let socket = dir.path().join("agent.sock");
-    let config = dir.path().join("sidecar.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-[broker]
-url = "{url}"
-[bootstrap]
-file = "{secret}"
-[evidence]
-backend = "tpm"
-[evidence.tpm]
-tcti = "{tcti}"
-ek_chain = ["{issuer}"]
-pcrs = [16]
-[socket]
-path = "{socket}"
-allowed_uids = [{uid}]
-[timing]
-backoff_max_secs = 3
-"#,
-            url = broker.url,
-            secret = secret_file.display(),
-            tcti = swtpm.tcti(),
-            issuer = issuer.display(),
-            socket = socket.display(),
-            uid = my_uid(),
-        ),
-    )
-    .unwrap();
+    let evidence = format!(
+        "[evidence]\nbackend = \"tpm\"\n[evidence.tpm]\ntcti = \"{}\"\nek_chain = [\"{}\"]\npcrs = [16]",
+        swtpm.tcti(),
+        issuer.display()
+    );
+    let (config, socket, secret_file) = SidecarFiles {
+        url: &broker.url,
+        secret: &secret,
+        evidence: &evidence,
+        broker_extra: "",
+        socket_extra: "",
+        tail: "[timing]\nbackoff_max_secs = 3",
+    }
+    .write(dir.path());
     let mut sidecar = Sidecar::start(&config, &dir.path().join("sidecar.log"), &[]);
     let first = sidecar.wait_for_token(Duration::from_secs(60));
     let mode = std::fs::metadata(&socket).unwrap().permissions().mode() & 0o777;
@@ -466,35 +485,19 @@ fn fixture_sidecar_serves_simulated_snp_hosts_and_refuses_other_uids() {
     let dir = tempfile::tempdir().unwrap();
     // Other users must be able to reach the socket's directory for the uid check to matter.
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let secret_file = write_secret(dir.path(), &secret);
-    let socket = dir.path().join("agent.sock");
-    let config = dir.path().join("sidecar.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-[broker]
-url = "{url}"
-audiences = ["tools"]
-[bootstrap]
-file = "{secret}"
-[evidence]
-backend = "fixture"
-[evidence.fixture]
-roots_dir = "{roots}"
-[socket]
-path = "{socket}"
-allowed_uids = [{uid}]
-group = "65534"
-"#,
-            url = broker.url,
-            secret = secret_file.display(),
-            roots = broker.data.join("simulated-amd").display(),
-            socket = socket.display(),
-            uid = my_uid(),
-        ),
-    )
-    .unwrap();
+    let evidence = format!(
+        "[evidence]\nbackend = \"fixture\"\n[evidence.fixture]\nroots_dir = \"{}\"",
+        broker.data.join("simulated-amd").display()
+    );
+    let (config, socket, secret_file) = SidecarFiles {
+        url: &broker.url,
+        secret: &secret,
+        evidence: &evidence,
+        broker_extra: "audiences = [\"tools\"]",
+        socket_extra: "group = \"65534\"",
+        tail: "",
+    }
+    .write(dir.path());
 
     // Simulated hardware needs the explicit switch.
     let refused = Command::new(SIDECAR)
@@ -576,19 +579,17 @@ group = "65534"
 fn bootstrap_file_readable_by_others_is_refused_at_start() {
     let dir = tempfile::tempdir().unwrap();
     let secret = "ab_0123456789abcdef0123456789abcdef0123456789abcdef".to_string();
-    let secret_file = write_secret(dir.path(), &secret);
+    let (config, socket, secret_file) = SidecarFiles {
+        url: "http://127.0.0.1:9",
+        secret: &secret,
+        evidence:
+            "[evidence]\nbackend = \"fixture\"\n[evidence.fixture]\nroots_dir = \"/nonexistent\"",
+        broker_extra: "",
+        socket_extra: "",
+        tail: "",
+    }
+    .write(dir.path());
     std::fs::set_permissions(&secret_file, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let socket = dir.path().join("agent.sock");
-    let config = dir.path().join("sidecar.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[broker]\nurl = \"http://127.0.0.1:9\"\n[bootstrap]\nfile = \"{}\"\n[evidence]\nbackend = \"fixture\"\n[evidence.fixture]\nroots_dir = \"/nonexistent\"\n[socket]\npath = \"{}\"\nallowed_uids = [0]\n",
-            secret_file.display(),
-            socket.display()
-        ),
-    )
-    .unwrap();
     let out = Command::new(SIDECAR)
         .args([
             "run",
@@ -618,21 +619,19 @@ fn sidecar_attests_again_when_the_attestation_ages_out() {
     policy["max_attestation_age_secs"] = json!(10);
     let secret = broker.enroll("acme", "snp-hosts", policy, "snp-agent-2");
     let dir = tempfile::tempdir().unwrap();
-    let secret_file = write_secret(dir.path(), &secret);
-    let socket = dir.path().join("agent.sock");
-    let config = dir.path().join("sidecar.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[broker]\nurl = \"{}\"\n[bootstrap]\nfile = \"{}\"\n[evidence]\nbackend = \"fixture\"\n[evidence.fixture]\nroots_dir = \"{}\"\n[socket]\npath = \"{}\"\nallowed_uids = [{}]\n[timing]\nrefresh_at = 0.1\njitter = 0.0\n",
-            broker.url,
-            secret_file.display(),
-            broker.data.join("simulated-amd").display(),
-            socket.display(),
-            my_uid()
-        ),
-    )
-    .unwrap();
+    let evidence = format!(
+        "[evidence]\nbackend = \"fixture\"\n[evidence.fixture]\nroots_dir = \"{}\"",
+        broker.data.join("simulated-amd").display()
+    );
+    let (config, socket, _) = SidecarFiles {
+        url: &broker.url,
+        secret: &secret,
+        evidence: &evidence,
+        broker_extra: "",
+        socket_extra: "",
+        tail: "[timing]\nrefresh_at = 0.1\njitter = 0.0",
+    }
+    .write(dir.path());
     let mut sidecar = Sidecar::start(
         &config,
         &dir.path().join("sidecar.log"),

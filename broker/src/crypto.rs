@@ -1,45 +1,15 @@
 //! The broker's crypto backend: the only module in this crate that calls `aws-lc-rs`.
 
-use aws_lc_rs::digest;
 use aws_lc_rs::hmac;
-use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{
     EcdsaKeyPair, KeyPair, UnparsedPublicKey, ECDSA_P256_SHA256_FIXED,
     ECDSA_P256_SHA256_FIXED_SIGNING,
 };
 use zeroize::Zeroizing;
 
-/// The crypto backend failed (no randomness, malformed key material).
-#[derive(Debug, thiserror::Error)]
-#[error("crypto failure: {0}")]
-pub struct CryptoError(pub &'static str);
-
-/// `N` random bytes from the system CSPRNG.
-pub fn random<const N: usize>() -> Result<[u8; N], CryptoError> {
-    let mut out = [0u8; N];
-    SystemRandom::new()
-        .fill(&mut out)
-        .map_err(|_| CryptoError("system randomness unavailable"))?;
-    Ok(out)
-}
-
-/// SHA-256.
-pub fn sha256(data: &[u8]) -> [u8; 32] {
-    let mut out = [0u8; 32];
-    out.copy_from_slice(digest::digest(&digest::SHA256, data).as_ref());
-    out
-}
-
-/// SHA-512 over the concatenation of `parts`.
-pub fn sha512_parts(parts: &[&[u8]]) -> [u8; 64] {
-    let mut ctx = digest::Context::new(&digest::SHA512);
-    for part in parts {
-        ctx.update(part);
-    }
-    let mut out = [0u8; 64];
-    out.copy_from_slice(ctx.finish().as_ref());
-    out
-}
+// Randomness and digests are the protocol crate's (one implementation for both sides).
+pub use attest_proto::crypto::{random, sha256, sha512_parts, CryptoError};
 
 /// HMAC-SHA-256 with a server key: how bootstrap secrets and admin tokens are stored.
 pub fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {

@@ -148,7 +148,7 @@ impl Client {
                 Some("application/x-www-form-urlencoded"),
                 pairs
                     .iter()
-                    .map(|(k, v)| format!("{}={}", form_encode(k), form_encode(v)))
+                    .map(|(k, v)| format!("{}={}", percent_encode(k), percent_encode(v)))
                     .collect::<Vec<_>>()
                     .join("&")
                     .into_bytes(),
@@ -177,7 +177,9 @@ impl Client {
     }
 }
 
-fn form_encode(s: &str) -> String {
+/// Percent-encodes everything but RFC 3986 unreserved characters (form values, query
+/// parameters).
+pub fn percent_encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {

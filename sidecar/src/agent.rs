@@ -7,6 +7,7 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use attest_proto::client::percent_encode;
 use serde_json::{json, Value};
 use zeroize::Zeroizing;
 
@@ -222,17 +223,6 @@ fn parse_response(raw: &[u8]) -> Result<(u16, Zeroizing<Vec<u8>>), AgentError> {
             .get(size + 2..)
             .ok_or_else(|| bad("truncated chunk"))?;
     }
-}
-
-fn percent_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 #[cfg(test)]

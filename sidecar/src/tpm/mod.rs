@@ -763,22 +763,29 @@ fn save_and_flush(
 }
 
 /// A policy session in which the EK's authPolicy is satisfied (see [`policy`]).
+/// An unsalted, unbound policy session with `hash` as its digest algorithm.
+fn start_policy_session(
+    ctx: &mut Context,
+    hash: HashingAlgorithm,
+) -> Result<AuthSession, TpmError> {
+    ctx.start_auth_session(
+        None,
+        None,
+        None,
+        SessionType::Policy,
+        SymmetricDefinition::Null,
+        hash,
+    )
+    .tss("TPM2_StartAuthSession (policy)")?
+    .ok_or_else(|| TpmError::unexpected("TPM2_StartAuthSession", "no session"))
+}
+
 fn ek_policy_session(
     ctx: &mut Context,
     name_alg: HashingAlgorithm,
     policy: &EkPolicy,
 ) -> Result<AuthSession, TpmError> {
-    let session = ctx
-        .start_auth_session(
-            None,
-            None,
-            None,
-            SessionType::Policy,
-            SymmetricDefinition::Null,
-            name_alg,
-        )
-        .tss("TPM2_StartAuthSession (policy)")?
-        .ok_or_else(|| TpmError::unexpected("TPM2_StartAuthSession", "no session"))?;
+    let session = start_policy_session(ctx, name_alg)?;
     let steps = (|| {
         let policy_session = PolicySession::try_from(session).tss("policy session")?;
         ctx.execute_with_nullauth_session(|ctx| {
@@ -909,17 +916,7 @@ impl Tpm {
     /// PolicyCommandCode(TPM2_Duplicate) session: the key's private part, or the TPM's refusal.
     pub fn try_export(&mut self, key: &BindingKey) -> Result<Vec<u8>, TpmError> {
         self.with_loaded(&key.saved, |ctx, handle| {
-            let session = ctx
-                .start_auth_session(
-                    None,
-                    None,
-                    None,
-                    SessionType::Policy,
-                    SymmetricDefinition::Null,
-                    HashingAlgorithm::Sha256,
-                )
-                .tss("TPM2_StartAuthSession (policy)")?
-                .ok_or_else(|| TpmError::unexpected("TPM2_StartAuthSession", "no session"))?;
+            let session = start_policy_session(ctx, HashingAlgorithm::Sha256)?;
             let result = (|| {
                 let policy = PolicySession::try_from(session).tss("policy session")?;
                 ctx.policy_command_code(policy, tss_esapi::constants::CommandCode::Duplicate)
