@@ -119,7 +119,7 @@ impl Shared {
         Ok(dpop::finish(&input, &signature))
     }
 
-    fn store(&self, audience: &str, issued: Issued, received: Instant) {
+    pub(crate) fn store(&self, audience: &str, issued: Issued, received: Instant) {
         let held = Held {
             token: issued.token,
             expires_at: received + Duration::from_secs(issued.expires_in),

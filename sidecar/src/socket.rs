@@ -28,6 +28,10 @@ use crate::exchange::Shared;
 const MAX_BODY: usize = 16 * 1024;
 /// Longest URL a proof may name.
 const MAX_URL: usize = 2048;
+/// Proofs being signed or waiting for the signer at once. A TPM signs one at a time (tens of
+/// milliseconds on some chips); beyond this, agents get `429 proof.busy` rather than queueing
+/// without bound in front of the exchange loop's own refresh proofs.
+const MAX_PENDING_PROOFS: usize = 4;
 
 /// The connecting process, from SO_PEERCRED.
 #[derive(Debug, Clone, Copy)]
@@ -59,6 +63,7 @@ pub struct SocketState {
     shared: Arc<Shared>,
     allowed_uids: Arc<BTreeSet<u32>>,
     audiences: Arc<Vec<String>>,
+    proof_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl SocketState {
@@ -68,6 +73,7 @@ impl SocketState {
             shared,
             allowed_uids: Arc::new(allowed_uids.iter().copied().collect()),
             audiences: Arc::new(audiences.to_vec()),
+            proof_slots: Arc::new(tokio::sync::Semaphore::new(MAX_PENDING_PROOFS)),
         }
     }
 
@@ -96,7 +102,7 @@ impl IntoResponse for ApiError {
             Json(json!({"error": {"code": self.1, "message": self.2}})),
         )
             .into_response();
-        if self.0 == StatusCode::SERVICE_UNAVAILABLE {
+        if self.0 == StatusCode::SERVICE_UNAVAILABLE || self.0 == StatusCode::TOO_MANY_REQUESTS {
             response
                 .headers_mut()
                 .insert("retry-after", axum::http::HeaderValue::from_static("1"));
@@ -202,10 +208,19 @@ async fn proof(
     }
     let audience = state.audience(request.aud.as_deref())?;
     let current = state.shared.current(&audience).ok_or_else(unavailable)?;
+    let Ok(permit) = state.proof_slots.clone().try_acquire_owned() else {
+        return Err(ApiError(
+            StatusCode::TOO_MANY_REQUESTS,
+            "proof.busy",
+            "too many proofs are being signed; retry shortly",
+        ));
+    };
     let shared = state.shared.clone();
     let token = current.token.clone();
     let signed = tokio::task::spawn_blocking(move || {
-        shared.dpop_proof(&request.method, &request.url, Some(&token))
+        let proof = shared.dpop_proof(&request.method, &request.url, Some(&token));
+        drop(permit);
+        proof
     })
     .await;
     let proof = match signed {
@@ -332,6 +347,208 @@ pub async fn serve(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::Attester;
+    use crate::broker::{BrokerApi, Issued};
+    use attest_proto::crypto::MemoryKey;
+    use attest_proto::EcJwk;
+    use axum::body::Body;
+    use axum::extract::connect_info::MockConnectInfo;
+    use std::time::{Duration, Instant};
+    use tower::ServiceExt;
+
+    /// A binding key in memory whose signatures take `delay` (a slow TPM).
+    #[derive(Debug)]
+    struct SlowSigner {
+        key: MemoryKey,
+        jwk: EcJwk,
+        delay: Duration,
+    }
+
+    impl Attester for SlowSigner {
+        fn kind(&self) -> &'static str {
+            "test"
+        }
+        fn jwk(&self) -> &EcJwk {
+            &self.jwk
+        }
+        fn evidence(&mut self, _nonce: &[u8]) -> Result<serde_json::Value, Error> {
+            Ok(serde_json::Value::Null)
+        }
+        fn enroll(&mut self, _broker: &BrokerApi) -> Result<(), Error> {
+            Ok(())
+        }
+        fn sign(&mut self, message: &[u8]) -> Result<Vec<u8>, Error> {
+            std::thread::sleep(self.delay);
+            Ok(self.key.sign(message)?)
+        }
+    }
+
+    fn app(delay: Duration, with_token: bool, uid: u32) -> Router {
+        let key = MemoryKey::generate().unwrap();
+        let jwk = EcJwk::from_point(key.public_point()).unwrap();
+        let shared = Arc::new(Shared::new(
+            Box::new(SlowSigner { key, jwk, delay }),
+            "http://127.0.0.1:1",
+        ));
+        if with_token {
+            let issued = Issued {
+                token: zeroize::Zeroizing::new("header.payload.sig".into()),
+                expires_in: 60,
+                scope: "s".into(),
+            };
+            shared.store("tools", issued, Instant::now());
+        }
+        let state = SocketState::new(shared, &[1000], &["tools".to_string()]);
+        router(state).layer(MockConnectInfo(Caller {
+            uid: Some(uid),
+            pid: Some(1),
+        }))
+    }
+
+    async fn call(
+        app: Router,
+        method: &str,
+        uri: &str,
+        body: &str,
+    ) -> (StatusCode, serde_json::Value) {
+        let request = axum::http::Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        let response = app.oneshot(request).await.unwrap();
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    fn code(v: &serde_json::Value) -> &str {
+        v.pointer("/error/code")
+            .and_then(|c| c.as_str())
+            .unwrap_or("")
+    }
+
+    #[tokio::test]
+    async fn the_socket_api_answers_each_case_with_its_code() {
+        let proof_body = r#"{"method":"POST","url":"https://tools.example/x"}"#;
+        let ok = app(Duration::ZERO, true, 1000);
+        let (s, v) = call(ok.clone(), "GET", "/v1/token", "").await;
+        assert_eq!(
+            (s, v["access_token"].as_str()),
+            (StatusCode::OK, Some("header.payload.sig"))
+        );
+        let (s, v) = call(ok.clone(), "GET", "/v1/token?aud=tools", "").await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        let (s, v) = call(ok.clone(), "POST", "/v1/dpop", proof_body).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        assert_eq!(v["dpop"].as_str().unwrap().split('.').count(), 3);
+        let cases = [
+            (
+                app(Duration::ZERO, true, 1001),
+                "GET",
+                "/v1/token",
+                "",
+                StatusCode::FORBIDDEN,
+                "caller.forbidden",
+            ),
+            (
+                app(Duration::ZERO, true, 1001),
+                "POST",
+                "/v1/dpop",
+                proof_body,
+                StatusCode::FORBIDDEN,
+                "caller.forbidden",
+            ),
+            (
+                app(Duration::ZERO, false, 1000),
+                "GET",
+                "/v1/token",
+                "",
+                StatusCode::SERVICE_UNAVAILABLE,
+                "token.unavailable",
+            ),
+            (
+                ok.clone(),
+                "GET",
+                "/v1/token?aud=payments",
+                "",
+                StatusCode::NOT_FOUND,
+                "audience.unknown",
+            ),
+            (
+                ok.clone(),
+                "POST",
+                "/v1/dpop",
+                "{",
+                StatusCode::BAD_REQUEST,
+                "request.malformed",
+            ),
+            (
+                ok.clone(),
+                "POST",
+                "/v1/dpop",
+                r#"{"method":"get","url":"https://x"}"#,
+                StatusCode::BAD_REQUEST,
+                "request.invalid",
+            ),
+            (
+                ok.clone(),
+                "POST",
+                "/v1/dpop",
+                r#"{"method":"GET","url":"file:///etc/passwd"}"#,
+                StatusCode::BAD_REQUEST,
+                "request.invalid",
+            ),
+            (
+                ok.clone(),
+                "POST",
+                "/v1/dpop",
+                r#"{"method":"GET","url":"https://x","extra":1}"#,
+                StatusCode::BAD_REQUEST,
+                "request.malformed",
+            ),
+        ];
+        for (app, method, uri, body, status, expected) in cases {
+            let (s, v) = call(app, method, uri, body).await;
+            assert_eq!((s, code(&v)), (status, expected), "{method} {uri} {body}");
+        }
+        let big = format!(
+            r#"{{"method":"GET","url":"https://x/{}"}}"#,
+            "a".repeat(MAX_BODY)
+        );
+        let (s, _) = call(ok, "POST", "/v1/dpop", &big).await;
+        assert!(s.is_client_error(), "{s}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_flood_of_proof_requests_is_bounded() {
+        let slow = app(Duration::from_millis(200), true, 1000);
+        let body = r#"{"method":"POST","url":"https://tools.example/x"}"#;
+        let calls: Vec<_> = (0..12)
+            .map(|_| tokio::spawn(call(slow.clone(), "POST", "/v1/dpop", body)))
+            .collect();
+        let mut answered = Vec::new();
+        for c in calls {
+            let (s, v) = c.await.unwrap();
+            answered.push((s, code(&v).to_string()));
+        }
+        let ok = answered
+            .iter()
+            .filter(|(s, _)| *s == StatusCode::OK)
+            .count();
+        let busy = answered
+            .iter()
+            .filter(|(s, c)| *s == StatusCode::TOO_MANY_REQUESTS && c == "proof.busy")
+            .count();
+        assert_eq!(ok + busy, 12, "{answered:?}");
+        assert!((1..=MAX_PENDING_PROOFS).contains(&ok), "{answered:?}");
+    }
 
     #[test]
     fn binding_replaces_only_a_stale_socket() {
