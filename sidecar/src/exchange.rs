@@ -364,7 +364,14 @@ impl Exchange {
                     tracing::warn!(audience = %shown(&audience), error = %error, "attestation key unknown to the broker; enrolling again");
                     self.enrolled = false;
                     slot.failures = slot.failures.saturating_add(1);
-                    slot.due = Instant::now();
+                    // Once at once; if attesting keeps failing this way after enrolling again,
+                    // back off like any other failure rather than loop on the broker and TPM.
+                    slot.due = if slot.failures <= 1 {
+                        Instant::now()
+                    } else {
+                        Instant::now()
+                            + timing::backoff(slot.failures - 1, &timing, timing::unit_random())
+                    };
                 }
                 Recovery::Retry => {
                     slot.failures = slot.failures.saturating_add(1);
@@ -418,6 +425,118 @@ impl Exchange {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::BrokerConfig;
+    use attest_proto::crypto::MemoryKey;
+    use attest_proto::EcJwk;
+    use std::io::{Read, Write};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// An attester that must enroll, counts its enrollments, and signs in memory.
+    #[derive(Debug)]
+    struct Counting {
+        key: MemoryKey,
+        jwk: EcJwk,
+        enrollments: Arc<AtomicUsize>,
+    }
+
+    impl Attester for Counting {
+        fn kind(&self) -> &'static str {
+            "test"
+        }
+        fn jwk(&self) -> &EcJwk {
+            &self.jwk
+        }
+        fn needs_enrollment(&self) -> bool {
+            true
+        }
+        fn enroll(&mut self, _broker: &BrokerApi) -> Result<(), Error> {
+            self.enrollments.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+        fn evidence(&mut self, _nonce: &[u8]) -> Result<serde_json::Value, Error> {
+            Ok(serde_json::json!({"type": "tpm"}))
+        }
+        fn sign(&mut self, message: &[u8]) -> Result<Vec<u8>, Error> {
+            Ok(self.key.sign(message)?)
+        }
+    }
+
+    /// A broker on loopback that hands out nonces and refuses every attestation with
+    /// `tpm.chain`; returns its URL and how many attestations it saw.
+    fn refusing_broker() -> (String, Arc<AtomicUsize>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let attests = Arc::new(AtomicUsize::new(0));
+        let seen = attests.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut buf = vec![0u8; 16 * 1024];
+                let n = stream.read(&mut buf).unwrap_or(0);
+                let request = String::from_utf8_lossy(&buf[..n]);
+                let (status, body) = if request.starts_with("POST /v1/challenge") {
+                    (
+                        "200 OK",
+                        format!(
+                            r#"{{"nonce":"{}","expires_in":60}}"#,
+                            attest_proto::b64(&[7; 32])
+                        ),
+                    )
+                } else {
+                    seen.fetch_add(1, Ordering::SeqCst);
+                    ("403 Forbidden", r#"{"error":{"code":"policy.denied","message":"no","reasons":["tpm.chain"]}}"#.to_string())
+                };
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        (url, attests)
+    }
+
+    #[test]
+    fn an_attestation_key_the_broker_keeps_refusing_is_not_re_enrolled_in_a_loop() {
+        let (url, attests) = refusing_broker();
+        let key = MemoryKey::generate().unwrap();
+        let jwk = EcJwk::from_point(key.public_point()).unwrap();
+        let enrollments = Arc::new(AtomicUsize::new(0));
+        let attester = Counting {
+            key,
+            jwk,
+            enrollments: enrollments.clone(),
+        };
+        let shared = Arc::new(Shared::new(Box::new(attester), &url));
+        let config = BrokerConfig {
+            url: url.clone(),
+            ca_file: None,
+            audiences: Vec::new(),
+            request_timeout_secs: 5,
+        };
+        let secret = crate::secret::BootstrapSecret::for_tests("s");
+        let broker = BrokerApi::new(&config, secret, Duration::from_secs(5)).unwrap();
+        let timing = TimingConfig {
+            backoff_initial_secs: 0.2,
+            backoff_max_secs: 0.4,
+            ..TimingConfig::default()
+        };
+        let exchange = Exchange::new(shared.clone(), broker, timing, &[]);
+        let (stop, stopped) = std::sync::mpsc::channel();
+        let worker = std::thread::spawn(move || exchange.run(&stopped));
+        std::thread::sleep(Duration::from_secs(2));
+        drop(stop);
+        worker.join().unwrap();
+        let (e, a) = (
+            enrollments.load(Ordering::SeqCst),
+            attests.load(Ordering::SeqCst),
+        );
+        // Backoff ≤ 0.4 s: at most ~2 s / 0.1 s attempts even at the shortest draws, and
+        // far fewer than a loop without backoff (thousands).
+        assert!(e >= 2, "enrolled again after the first refusal: {e}");
+        assert!(a <= 25 && e <= a + 1, "attests {a}, enrollments {e}");
+        assert!(shared.current("").is_none());
+    }
 
     fn refused(status: u16, message: &str) -> Error {
         Error::Refused {

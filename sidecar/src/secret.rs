@@ -61,6 +61,12 @@ impl BootstrapSecret {
     pub fn expose(&self) -> &str {
         &self.0
     }
+
+    /// A secret from a string, for unit tests of the code that uses one.
+    #[cfg(test)]
+    pub(crate) fn for_tests(secret: &str) -> Self {
+        BootstrapSecret(Zeroizing::new(secret.to_string()))
+    }
 }
 
 impl fmt::Debug for BootstrapSecret {
