@@ -665,3 +665,82 @@ fn sidecar_attests_again_when_the_attestation_ages_out() {
     assert!(log.contains("refresh refused; attesting again"), "{log}");
     sidecar.stop();
 }
+
+/// The bootstrap secret also comes from an inherited file descriptor (`3<file`) and from a
+/// systemd credential (`$CREDENTIALS_DIRECTORY/bootstrap`), as the unit file passes it.
+#[test]
+fn the_bootstrap_secret_comes_from_an_inherited_fd_or_a_systemd_credential() {
+    let broker = Broker::start();
+    let host = broker.host();
+    let secret = broker.enroll(
+        "acme",
+        "snp-hosts",
+        support::policy_for(&host),
+        "snp-agent-3",
+    );
+    let evidence = format!(
+        "[evidence]\nbackend = \"fixture\"\n[evidence.fixture]\nroots_dir = \"{}\"",
+        broker.data.join("simulated-amd").display()
+    );
+    for source in ["fd", "credential"] {
+        let dir = tempfile::tempdir().unwrap();
+        let (config, socket, secret_file) = SidecarFiles {
+            url: &broker.url,
+            secret: &secret,
+            evidence: &evidence,
+            broker_extra: "",
+            socket_extra: "",
+            tail: "",
+        }
+        .write(dir.path());
+        let file_line = format!("file = \"{}\"", secret_file.display());
+        let text = std::fs::read_to_string(&config).unwrap();
+        let mut command = if source == "fd" {
+            std::fs::write(&config, text.replace(&file_line, "fd = 3")).unwrap();
+            let mut c = Command::new("bash");
+            c.arg("-c")
+                .arg(r#"exec "$0" run --allow-simulated-hardware --config "$1" 3<"$2""#)
+                .arg(SIDECAR)
+                .arg(&config)
+                .arg(&secret_file);
+            c
+        } else {
+            std::fs::write(
+                &config,
+                text.replace(&file_line, "credential = \"bootstrap\""),
+            )
+            .unwrap();
+            let credentials = dir.path().join("credentials");
+            std::fs::create_dir(&credentials).unwrap();
+            std::fs::set_permissions(&credentials, std::fs::Permissions::from_mode(0o700)).unwrap();
+            std::fs::copy(&secret_file, credentials.join("bootstrap")).unwrap();
+            std::fs::set_permissions(
+                credentials.join("bootstrap"),
+                std::fs::Permissions::from_mode(0o400),
+            )
+            .unwrap();
+            std::fs::remove_file(&secret_file).unwrap();
+            let mut c = Command::new(SIDECAR);
+            c.args(["run", "--allow-simulated-hardware", "--config"])
+                .arg(&config)
+                .env("CREDENTIALS_DIRECTORY", &credentials);
+            c
+        };
+        let log = dir.path().join("sidecar.log");
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
+            .spawn()
+            .unwrap();
+        let sidecar = Sidecar {
+            child: Some(child),
+            socket,
+            log,
+        };
+        let token = sidecar.wait_for_token(Duration::from_secs(30));
+        assert_eq!(claims_of(&token)["sub"], "snp-agent-3", "{source}");
+        assert!(!sidecar.logs().contains(&secret), "{source}");
+        assert_process_clean(sidecar.pid(), &[secret.clone(), token]);
+    }
+}
