@@ -211,7 +211,7 @@ fn every_negative_gets_its_4xx_and_code() {
 
     // A measurement not in the policy.
     let mut rogue = broker.host();
-    rogue.report.measurement = [0xEE; 48];
+    rogue.guest.report.measurement = [0xEE; 48];
     let nonce = rogue.challenge(&client).unwrap();
     let r = expect(
         rogue
@@ -224,7 +224,7 @@ fn every_negative_gets_its_4xx_and_code() {
 
     // A debug guest when debug is forbidden.
     let mut debug = broker.host();
-    debug.report.set_debug(true);
+    debug.guest.report.set_debug(true);
     let nonce = debug.challenge(&client).unwrap();
     let r = expect(
         debug
@@ -245,7 +245,7 @@ fn every_negative_gets_its_4xx_and_code() {
         },
     )
     .unwrap();
-    old.report.measurement = host.report.measurement;
+    old.guest.report.measurement = host.guest.report.measurement;
     let nonce = old.challenge(&client).unwrap();
     let r = expect(
         old.post_attest(&client, &secret, old.attest_body(&nonce).unwrap())
@@ -259,7 +259,7 @@ fn every_negative_gets_its_4xx_and_code() {
     let foreign_roots =
         attest_fixtures::amd::AmdRoots::generate(attest_fixtures::amd::Generation::Milan).unwrap();
     let mut stranger = attest_broker::host::SimHost::new(&foreign_roots).unwrap();
-    stranger.report.measurement = host.report.measurement;
+    stranger.guest.report.measurement = host.guest.report.measurement;
     let nonce = stranger.challenge(&client).unwrap();
     let r = expect(
         stranger

@@ -5,8 +5,8 @@
 
 use std::path::Path;
 
-use attest_fixtures::amd::{AmdRoots, EndorsementKey, Generation, TcbVersion};
-use attest_fixtures::snp::{default_chip_id, ReportBuilder};
+use attest_fixtures::amd::{AmdRoots, Generation, TcbVersion};
+use attest_fixtures::snp::SimulatedGuest;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use serde_json::{json, Value};
@@ -18,9 +18,8 @@ use crate::service::attestation_binding;
 
 /// A simulated SEV-SNP host: a chip (VCEK under simulated roots) and a binding key.
 pub struct SimHost {
-    vcek: EndorsementKey,
-    /// The report template (measurement, policy, … as the host "launched").
-    pub report: ReportBuilder,
+    /// The simulated chip and launch report (edit `guest.report` to model other hosts).
+    pub guest: SimulatedGuest,
     binding: SigningKey,
     jwk: EcJwk,
 }
@@ -48,17 +47,11 @@ impl SimHost {
 
     /// A host whose chip runs firmware at `tcb` (VCEK and report agree on it).
     pub fn new_with_tcb(roots: &AmdRoots, tcb: TcbVersion) -> Result<Self, String> {
-        let generation = roots.generation();
-        let chip_id = default_chip_id(generation);
-        let vcek = roots.issue_vcek(&chip_id, tcb).map_err(|e| e.to_string())?;
-        let mut report = ReportBuilder::new(generation);
-        report.chip_id = chip_id;
-        report.set_all_tcbs(tcb, generation);
+        let guest = SimulatedGuest::new(roots, tcb).map_err(|e| e.to_string())?;
         let (binding, _) = SigningKey::generate().map_err(|e| e.to_string())?;
         let jwk = EcJwk::from_point(binding.public_point()).map_err(|e| e.to_string())?;
         Ok(SimHost {
-            vcek,
-            report,
+            guest,
             binding,
             jwk,
         })
@@ -73,7 +66,7 @@ impl SimHost {
 
     /// The launch measurement this host reports (hex).
     pub fn measurement(&self) -> String {
-        hex::encode(self.report.measurement)
+        hex::encode(self.guest.report.measurement)
     }
 
     /// The binding key's public JWK.
@@ -105,13 +98,14 @@ impl SimHost {
     /// The evidence JSON for `nonce`, committing to `jwk` (this host's key unless overridden).
     pub fn evidence(&self, nonce: &[u8], jwk: &EcJwk) -> Result<Value, String> {
         let jkt = jwk.thumbprint().map_err(|e| e.to_string())?;
-        let mut report = self.report.clone();
-        report.report_data = attestation_binding(nonce, &jkt);
-        let signed = report.try_sign(&self.vcek).map_err(|e| e.to_string())?;
+        let signed = self
+            .guest
+            .signed_report(attestation_binding(nonce, &jkt))
+            .map_err(|e| e.to_string())?;
         Ok(json!({
             "type": "sev-snp",
             "report": STANDARD.encode(signed),
-            "certs": STANDARD.encode(self.vcek.cert_der()),
+            "certs": STANDARD.encode(self.guest.vcek.cert_der()),
         }))
     }
 

@@ -3,8 +3,8 @@
 //! roots the broker must be told to accept. Never a production backend: `backend::open`
 //! refuses it without `--allow-simulated-hardware`.
 
-use attest_fixtures::amd::{AmdRoots, EndorsementKey, TcbVersion};
-use attest_fixtures::snp::{default_chip_id, ReportBuilder};
+use attest_fixtures::amd::{AmdRoots, TcbVersion};
+use attest_fixtures::snp::SimulatedGuest;
 use attest_proto::crypto::MemoryKey;
 use attest_proto::{attestation_binding, EcJwk};
 use base64::engine::general_purpose::STANDARD;
@@ -17,8 +17,7 @@ use crate::error::Error;
 
 /// A simulated SEV-SNP guest.
 pub struct FixtureAttester {
-    vcek: EndorsementKey,
-    report: ReportBuilder,
+    guest: SimulatedGuest,
     key: MemoryKey,
     jwk: EcJwk,
     thumbprint: [u8; 32],
@@ -39,15 +38,10 @@ impl FixtureAttester {
             .ok_or_else(|| Error::Fixture("evidence.fixture.roots_dir is not set".into()))?;
         let roots = AmdRoots::load(dir)
             .map_err(|e| Error::Fixture(format!("simulated roots in {}: {e}", dir.display())))?;
-        let generation = roots.generation();
-        let tcb = TcbVersion::default_for(generation);
-        let chip_id = default_chip_id(generation);
-        let vcek = roots
-            .issue_vcek(&chip_id, tcb)
-            .map_err(|e| Error::Fixture(e.to_string()))?;
-        let mut report = ReportBuilder::new(generation);
-        report.chip_id = chip_id;
-        report.set_all_tcbs(tcb, generation);
+        let tcb = TcbVersion::default_for(roots.generation());
+        let mut guest =
+            SimulatedGuest::new(&roots, tcb).map_err(|e| Error::Fixture(e.to_string()))?;
+        let report = &mut guest.report;
         if let Some(hex_text) = &config.measurement {
             let bytes = hex::decode(hex_text.trim())
                 .ok()
@@ -60,8 +54,7 @@ impl FixtureAttester {
         let (key, jwk) = memory_key::generate()?;
         let thumbprint = jwk.thumbprint()?;
         Ok(FixtureAttester {
-            vcek,
-            report,
+            guest,
             key,
             jwk,
             thumbprint,
@@ -79,15 +72,14 @@ impl Attester for FixtureAttester {
     }
 
     fn evidence(&mut self, nonce: &[u8]) -> Result<Value, Error> {
-        let mut report = self.report.clone();
-        report.report_data = attestation_binding(nonce, &self.thumbprint);
-        let signed = report
-            .try_sign(&self.vcek)
+        let signed = self
+            .guest
+            .signed_report(attestation_binding(nonce, &self.thumbprint))
             .map_err(|e| Error::Fixture(e.to_string()))?;
         Ok(json!({
             "type": "sev-snp",
             "report": STANDARD.encode(signed),
-            "certs": STANDARD.encode(self.vcek.cert_der()),
+            "certs": STANDARD.encode(self.guest.vcek.cert_der()),
         }))
     }
 
