@@ -13,9 +13,8 @@ mod support;
 
 use attest_broker::client::Body;
 use attest_broker::jose;
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{json, Value};
-use support::{policy_for, Broker};
+use support::{independent_check, policy_for, Broker};
 
 fn introspect(broker: &Broker, token: &str) -> Value {
     broker.admin(
@@ -23,34 +22,6 @@ fn introspect(broker: &Broker, token: &str) -> Value {
         "/v1/introspect",
         Body::Form(vec![("token".into(), token.into())]),
     )
-}
-
-/// Checks a token with an independent JOSE implementation (the `jsonwebtoken` crate on its
-/// RustCrypto backend) against the broker's published JWKS.
-fn independent_check(broker: &Broker, token: &str) -> Value {
-    let jwks = broker
-        .client()
-        .send("GET", "/.well-known/jwks.json", &[], Body::Empty)
-        .unwrap();
-    let header = jsonwebtoken::decode_header(token).unwrap();
-    assert_eq!(header.typ.as_deref(), Some("at+jwt"));
-    let kid = header.kid.unwrap();
-    let key = jwks.body["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|k| k["kid"] == kid.as_str())
-        .unwrap_or_else(|| panic!("kid {kid} not in JWKS {}", jwks.body));
-    let decoding =
-        DecodingKey::from_ec_components(key["x"].as_str().unwrap(), key["y"].as_str().unwrap())
-            .unwrap();
-    let mut validation = Validation::new(Algorithm::ES256);
-    validation.set_audience(&["tools"]);
-    validation.set_issuer(&[broker.url.as_str()]);
-    validation.set_required_spec_claims(&["exp", "iat", "nbf", "iss", "aud", "sub"]);
-    jsonwebtoken::decode::<Value>(token, &decoding, &validation)
-        .unwrap()
-        .claims
 }
 
 #[test]

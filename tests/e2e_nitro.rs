@@ -65,15 +65,7 @@ impl Enclave {
             "binding_key": self.jwk,
             "evidence": {"type": "aws-nitro", "document": base64::engine::general_purpose::STANDARD.encode(signed)},
         });
-        let auth = format!("Bootstrap {secret}");
-        client
-            .send(
-                "POST",
-                "/v1/attest",
-                &[("authorization", &auth)],
-                Body::Json(body),
-            )
-            .unwrap()
+        support::post_attest(client, secret, body)
     }
 }
 

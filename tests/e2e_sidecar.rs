@@ -145,24 +145,7 @@ fn claims_of(token: &str) -> Value {
 /// audience, expiry) and `proof` as RFC 9449 §4.3 asks (typ, alg, signature by the header's
 /// key, htm, htu, ath, that key's RFC 7638 thumbprint equal to the token's `cnf.jkt`).
 fn relying_party_accepts(broker: &Broker, token: &str, proof: &str, method: &str, url: &str) {
-    let jwks: jsonwebtoken::jwk::JwkSet = serde_json::from_value(
-        broker
-            .client()
-            .send("GET", "/.well-known/jwks.json", &[], Body::Empty)
-            .unwrap()
-            .body,
-    )
-    .unwrap();
-    let header = jsonwebtoken::decode_header(token).unwrap();
-    assert_eq!(header.typ.as_deref(), Some("at+jwt"));
-    let jwk = jwks.find(header.kid.as_deref().unwrap()).unwrap();
-    let mut validation = Validation::new(Algorithm::ES256);
-    validation.set_audience(&["tools"]);
-    validation.set_issuer(&[broker.url.as_str()]);
-    let claims: Value =
-        jsonwebtoken::decode(token, &DecodingKey::from_jwk(jwk).unwrap(), &validation)
-            .unwrap()
-            .claims;
+    let claims = support::independent_check(broker, token);
 
     let proof_header = jsonwebtoken::decode_header(proof).unwrap();
     assert_eq!(proof_header.typ.as_deref(), Some("dpop+jwt"));
@@ -282,6 +265,14 @@ impl SidecarFiles<'_> {
         .unwrap();
         (config, socket, secret_file)
     }
+}
+
+/// `[evidence]` for simulated SEV-SNP hardware under `broker`'s simulated roots.
+fn fixture_evidence(broker: &Broker) -> String {
+    format!(
+        "[evidence]\nbackend = \"fixture\"\n[evidence.fixture]\nroots_dir = \"{}\"",
+        broker.data.join("simulated-amd").display()
+    )
 }
 
 /// The sidecar on swtpm: its binding key in the TPM, AK-certified; the agent's token checks
@@ -485,10 +476,7 @@ fn fixture_sidecar_serves_simulated_snp_hosts_and_refuses_other_uids() {
     let dir = tempfile::tempdir().unwrap();
     // Other users must be able to reach the socket's directory for the uid check to matter.
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let evidence = format!(
-        "[evidence]\nbackend = \"fixture\"\n[evidence.fixture]\nroots_dir = \"{}\"",
-        broker.data.join("simulated-amd").display()
-    );
+    let evidence = fixture_evidence(&broker);
     let (config, socket, secret_file) = SidecarFiles {
         url: &broker.url,
         secret: &secret,
@@ -619,10 +607,7 @@ fn sidecar_attests_again_when_the_attestation_ages_out() {
     policy["max_attestation_age_secs"] = json!(10);
     let secret = broker.enroll("acme", "snp-hosts", policy, "snp-agent-2");
     let dir = tempfile::tempdir().unwrap();
-    let evidence = format!(
-        "[evidence]\nbackend = \"fixture\"\n[evidence.fixture]\nroots_dir = \"{}\"",
-        broker.data.join("simulated-amd").display()
-    );
+    let evidence = fixture_evidence(&broker);
     let (config, socket, _) = SidecarFiles {
         url: &broker.url,
         secret: &secret,
@@ -678,10 +663,7 @@ fn the_bootstrap_secret_comes_from_an_inherited_fd_or_a_systemd_credential() {
         support::policy_for(&host),
         "snp-agent-3",
     );
-    let evidence = format!(
-        "[evidence]\nbackend = \"fixture\"\n[evidence.fixture]\nroots_dir = \"{}\"",
-        broker.data.join("simulated-amd").display()
-    );
+    let evidence = fixture_evidence(&broker);
     for source in ["fd", "credential"] {
         let dir = tempfile::tempdir().unwrap();
         let (config, socket, secret_file) = SidecarFiles {

@@ -74,34 +74,23 @@ impl Host {
                 "certify_signature": b64(&cert.signature),
             }
         });
-        let auth = format!("Bootstrap {secret}");
-        client
-            .send(
-                "POST",
-                "/v1/attest",
-                &[("authorization", &auth)],
-                Body::Json(body),
-            )
-            .unwrap()
+        support::post_attest(client, secret, body)
     }
 
     /// A DPoP proof whose ES256 signature is made by the TPM-resident binding key.
     fn dpop(&mut self, url: &str, token: &str) -> String {
-        let header = json!({"alg": "ES256", "typ": "dpop+jwt", "jwk": self.jwk});
-        let claims = json!({
-            "jti": jose::b64(&crypto::random::<16>().unwrap()), "htm": "POST", "htu": url,
-            "iat": attest_broker::service::now(), "ath": jose::b64(&crypto::sha256(token.as_bytes())),
-        });
-        let input = format!(
-            "{}.{}",
-            jose::b64(header.to_string().as_bytes()),
-            jose::b64(claims.to_string().as_bytes())
-        );
+        let what = attest_proto::dpop::ProofFor {
+            method: "POST",
+            url,
+            access_token: Some(token),
+            iat: attest_broker::service::now(),
+        };
+        let input = attest_proto::dpop::signing_input(&self.jwk, &what).unwrap();
         let sig = self
             .tpm
             .sign_digest(&self.binding, &crypto::sha256(input.as_bytes()))
             .unwrap();
-        format!("{input}.{}", jose::b64(&sig))
+        attest_proto::dpop::finish(&input, &sig)
     }
 }
 

@@ -305,3 +305,46 @@ pub fn policy_for(host: &SimHost) -> Value {
         "budget": {"max_tool_calls": 50}
     })
 }
+
+/// Checks a token with an independent JOSE implementation (the `jsonwebtoken` crate on its
+/// RustCrypto backend) against the broker's published JWKS.
+pub fn independent_check(broker: &Broker, token: &str) -> Value {
+    let jwks = broker
+        .client()
+        .send("GET", "/.well-known/jwks.json", &[], Body::Empty)
+        .unwrap();
+    let header = jsonwebtoken::decode_header(token).unwrap();
+    assert_eq!(header.typ.as_deref(), Some("at+jwt"));
+    let kid = header.kid.unwrap();
+    let key = jwks.body["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kid"] == kid.as_str())
+        .unwrap_or_else(|| panic!("kid {kid} not in JWKS {}", jwks.body));
+    let decoding = jsonwebtoken::DecodingKey::from_ec_components(
+        key["x"].as_str().unwrap(),
+        key["y"].as_str().unwrap(),
+    )
+    .unwrap();
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
+    validation.set_audience(&["tools"]);
+    validation.set_issuer(&[broker.url.as_str()]);
+    validation.set_required_spec_claims(&["exp", "iat", "nbf", "iss", "aud", "sub"]);
+    jsonwebtoken::decode::<Value>(token, &decoding, &validation)
+        .unwrap()
+        .claims
+}
+
+/// `POST /v1/attest` with `body` and the bootstrap secret.
+pub fn post_attest(client: &Client, secret: &str, body: Value) -> Reply {
+    let auth = format!("Bootstrap {secret}");
+    client
+        .send(
+            "POST",
+            "/v1/attest",
+            &[("authorization", &auth)],
+            Body::Json(body),
+        )
+        .unwrap()
+}
