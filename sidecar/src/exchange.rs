@@ -87,35 +87,23 @@ impl Shared {
         })
     }
 
-    /// An ES256 signature by the binding key (in the TPM for the TPM backend).
-    pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>, Error> {
-        self.attester
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .sign(message)
-    }
-
-    /// A DPoP proof by the binding key for `method url`, bound to `access_token`.
+    /// A DPoP proof for `method url`, bound to `access_token`, signed by the binding key (in
+    /// the TPM for the TPM backend). One lock covers the key's JWK and its signature.
     pub fn dpop_proof(
         &self,
         method: &str,
         url: &str,
         access_token: Option<&str>,
     ) -> Result<String, Error> {
-        let jwk = self
-            .attester
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .jwk()
-            .clone();
         let what = ProofFor {
             method,
             url,
             access_token,
             iat: unix_now(),
         };
-        let input = dpop::signing_input(&jwk, &what)?;
-        let signature = self.sign(input.as_bytes())?;
+        let mut attester = self.attester.lock().unwrap_or_else(PoisonError::into_inner);
+        let input = dpop::signing_input(attester.jwk(), &what)?;
+        let signature = attester.sign(input.as_bytes())?;
         Ok(dpop::finish(&input, &signature))
     }
 
