@@ -109,6 +109,23 @@ fn tls_listener_serves_and_insecure_keys_are_refused() {
             attest_broker::client::Body::Empty
         )
         .is_err());
+    // The admin CLI reaches an https:// broker with --ca-file, and not without it.
+    let admin = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_attest-broker"))
+            .args(["admin", "--broker", &issuer, "--credential-file"])
+            .arg(dir.path().join("data/admin-credential"))
+            .args(extra)
+            .args(["tenant", "create", "tls-tenant"])
+            .output()
+            .unwrap()
+    };
+    let with_ca = admin(&["--ca-file", dir.path().join("cert.pem").to_str().unwrap()]);
+    assert!(
+        with_ca.status.success(),
+        "{}",
+        String::from_utf8_lossy(&with_ca.stderr)
+    );
+    assert!(!admin(&[]).status.success());
     let _ = child.kill();
     let _ = child.wait();
 

@@ -21,6 +21,9 @@ pub struct AdminArgs {
     /// `<data_dir>/admin-credential`). Never pass credentials on the command line.
     #[arg(long, value_name = "FILE", global = true)]
     pub credential_file: Option<PathBuf>,
+    /// PEM CA certificates trusted for an `https://` broker (nothing else is trusted).
+    #[arg(long, value_name = "FILE", global = true)]
+    pub ca_file: Option<PathBuf>,
     /// What to do.
     #[command(subcommand)]
     pub command: AdminCommand,
@@ -257,8 +260,16 @@ fn execute(args: &AdminArgs) -> Result<Outcome, String> {
         .clone()
         .ok_or("--credential-file is required (the broker wrote the first one to <data_dir>/admin-credential)")?;
     let secret = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let client = match &args.ca_file {
+        Some(ca) => {
+            let pem = std::fs::read(ca).map_err(|e| format!("{}: {e}", ca.display()))?;
+            Client::with_ca_pem(&args.broker, &pem, std::time::Duration::from_secs(30))
+                .map_err(|e| format!("{}: {e}", ca.display()))?
+        }
+        None => Client::new(&args.broker),
+    };
     let api = Api {
-        client: Client::new(&args.broker),
+        client,
         auth: format!("Bearer {}", secret.trim()),
     };
     let result = match &args.command {
