@@ -202,7 +202,11 @@ async fn attest(
     let (used, agent) = state
         .blocking(move || {
             Ok::<_, crate::store::StoreError>((
-                store.was_used(OnceKind::Challenge, &nonce_hash)?,
+                store.was_used(UseOnce {
+                    kind: OnceKind::Challenge,
+                    hash: &nonce_hash,
+                    expires_at: nonce_expires,
+                })?,
                 store.agent(&tenant_id, &agent_id)?,
             ))
         })
@@ -789,7 +793,9 @@ async fn refresh(
         Some(UseOnce {
             kind: OnceKind::Dpop,
             hash: &dpop_jti,
-            expires_at: now + 2 * DPOP_IAT_WINDOW,
+            // A function of the signed proof, as the record's key must be; past it the
+            // proof's iat is outside the window anyway.
+            expires_at: proof.claims.iat + 2 * DPOP_IAT_WINDOW,
         }),
     )
     .await

@@ -193,7 +193,9 @@ pub struct UseOnce<'a> {
     pub kind: OnceKind,
     /// SHA-256 of the value.
     pub hash: &'a [u8; 32],
-    /// After this time the value is refused anyway, so the record can go.
+    /// After this time the value is refused anyway, so the record can go. It must be a
+    /// function of the value itself (a nonce's embedded expiry, a proof's signed `iat` plus
+    /// the window): it is part of the record's key.
     pub expires_at: i64,
 }
 
@@ -319,7 +321,7 @@ pub trait Store: Send + Sync {
     fn agent_ak(&self, tenant: &str, agent_id: &str) -> StoreResult<Option<Vec<u8>>>;
 
     /// Whether a single-use value was already used.
-    fn was_used(&self, kind: OnceKind, hash: &[u8; 32]) -> StoreResult<bool>;
+    fn was_used(&self, once: UseOnce<'_>) -> StoreResult<bool>;
     /// Checks the database answers.
     fn ping(&self) -> StoreResult<()>;
 

@@ -1,4 +1,4 @@
--- attest-broker schema, version 2. Tables keyed by random ids are WITHOUT ROWID: one
+-- attest-broker schema, version 3. Tables keyed by random ids are WITHOUT ROWID: one
 -- b-tree per table instead of two, so fewer pages per commit. Times are unix seconds; hashes are raw bytes.
 CREATE TABLE IF NOT EXISTS tenants (
     id              TEXT PRIMARY KEY,
@@ -39,12 +39,15 @@ CREATE TABLE IF NOT EXISTS bootstrap_credentials (
     FOREIGN KEY (tenant, agent_id) REFERENCES agents(tenant, agent_id)
 );
 -- Used single-use values: challenge nonces (kind 1) and DPoP proof ids (kind 2). Nonces are
--- self-authenticating (MAC and expiry inside), so only their use is stored.
+-- self-authenticating (MAC and expiry inside), so only their use is stored. The key leads with
+-- the expiry, which each value determines (a nonce carries it; a proof's is its signed iat plus
+-- the window), so new rows append to the last pages instead of a random page each, and the
+-- sweep deletes a range.
 CREATE TABLE IF NOT EXISTS used_once (
+    expires_at  INTEGER NOT NULL,
     kind        INTEGER NOT NULL,
     hash        BLOB NOT NULL,
-    expires_at  INTEGER NOT NULL,
-    PRIMARY KEY (kind, hash)
+    PRIMARY KEY (expires_at, kind, hash)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS tokens (
     jti         TEXT PRIMARY KEY,

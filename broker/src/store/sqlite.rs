@@ -10,8 +10,8 @@ use std::sync::Mutex;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{
-    AdminCredential, Agent, AuditQuery, BootstrapCredential, Issuance, OnceKind, PolicyRecord,
-    Revocation, SigningKeyRecord, Store, StoreError, StoreResult, Tenant, TokenRecord, TokenState,
+    AdminCredential, Agent, AuditQuery, BootstrapCredential, Issuance, PolicyRecord, Revocation,
+    SigningKeyRecord, Store, StoreError, StoreResult, Tenant, TokenRecord, TokenState,
     TpmEnrollment, UseOnce,
 };
 use crate::audit::{self, AuditEntry, NewAuditEntry};
@@ -19,7 +19,7 @@ use crate::audit::{self, AuditEntry, NewAuditEntry};
 /// The schema, applied idempotently at start.
 const SCHEMA: &str = include_str!("schema.sql");
 /// Schema version stored in `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 /// SQLite-backed [`Store`].
 pub struct SqliteStore {
@@ -183,13 +183,13 @@ fn record_issuance(
 fn use_once(tx: &Connection, once: UseOnce<'_>) -> StoreResult<bool> {
     let inserted = tx
         .prepare_cached(
-            "INSERT OR IGNORE INTO used_once (kind, hash, expires_at) VALUES (?1, ?2, ?3)",
+            "INSERT OR IGNORE INTO used_once (expires_at, kind, hash) VALUES (?1, ?2, ?3)",
         )
         .map_err(db)?
         .execute(params![
+            once.expires_at,
             once.kind as i64,
-            once.hash.as_slice(),
-            once.expires_at
+            once.hash.as_slice()
         ])
         .map_err(db)?;
     Ok(inserted == 1)
@@ -270,17 +270,44 @@ impl Store for SqliteStore {
                     "database schema version {version} is newer than this broker ({SCHEMA_VERSION})"
                 )));
             }
-            if version == 1 {
-                // v2 stores the hash of each issued token; tokens issued before cannot be
-                // authenticated any more and read as inactive.
-                conn.execute_batch(
-                    "ALTER TABLE tokens ADD COLUMN token_hash BLOB NOT NULL DEFAULT x''",
-                )
-                .map_err(db)?;
+            // The whole upgrade is one transaction: a crash leaves the old version intact.
+            conn.execute_batch("BEGIN IMMEDIATE").map_err(db)?;
+            let upgraded = (|| {
+                if version == 1 {
+                    // v2 stores the hash of each issued token; tokens issued before cannot be
+                    // authenticated any more and read as inactive.
+                    conn.execute_batch(
+                        "ALTER TABLE tokens ADD COLUMN token_hash BLOB NOT NULL DEFAULT x''",
+                    )
+                    .map_err(db)?;
+                }
+                if version == 2 {
+                    // v3 keys used_once by expiry first; the rows move over unchanged. (A
+                    // DPoP proof recorded in the last two minutes before the upgrade was keyed
+                    // by its arrival, not its iat, so a replay of it would not be found; it
+                    // could only mint a token bound to the same key, useless without it.)
+                    conn.execute_batch("ALTER TABLE used_once RENAME TO used_once_v2")
+                        .map_err(db)?;
+                }
+                conn.execute_batch(SCHEMA).map_err(db)?;
+                if version == 2 {
+                    conn.execute_batch(
+                        "INSERT INTO used_once (expires_at, kind, hash)
+                             SELECT expires_at, kind, hash FROM used_once_v2;
+                         DROP TABLE used_once_v2;",
+                    )
+                    .map_err(db)?;
+                }
+                conn.pragma_update(None, "user_version", SCHEMA_VERSION)
+                    .map_err(db)
+            })();
+            match upgraded {
+                Ok(()) => conn.execute_batch("COMMIT").map_err(db),
+                Err(e) => {
+                    let _ = conn.execute_batch("ROLLBACK");
+                    Err(e)
+                }
             }
-            conn.execute_batch(SCHEMA).map_err(db)?;
-            conn.pragma_update(None, "user_version", SCHEMA_VERSION)
-                .map_err(db)
         })
     }
 
@@ -653,14 +680,19 @@ impl Store for SqliteStore {
         })
     }
 
-    fn was_used(&self, kind: OnceKind, hash: &[u8; 32]) -> StoreResult<bool> {
+    fn was_used(&self, once: UseOnce<'_>) -> StoreResult<bool> {
         self.with(|c| {
-            c.prepare_cached("SELECT 1 FROM used_once WHERE kind = ?1 AND hash = ?2")
-                .map_err(db)?
-                .query_row(params![kind as i64, hash.as_slice()], |_| Ok(()))
-                .optional()
-                .map(|r| r.is_some())
-                .map_err(db)
+            c.prepare_cached(
+                "SELECT 1 FROM used_once WHERE expires_at = ?1 AND kind = ?2 AND hash = ?3",
+            )
+            .map_err(db)?
+            .query_row(
+                params![once.expires_at, once.kind as i64, once.hash.as_slice()],
+                |_| Ok(()),
+            )
+            .optional()
+            .map(|r| r.is_some())
+            .map_err(db)
         })
     }
 
@@ -682,41 +714,36 @@ impl Store for SqliteStore {
         self.tx_if(|tx| record_issuance(tx, t, audit, once))
     }
 
-    /// One transaction for the whole batch, one savepoint per issuance: a replayed or failing
-    /// issuance is rolled back to its savepoint without touching the others, and the audit
-    /// chain continues from the last entry that stayed.
+    /// One transaction for the whole batch. An issuance whose single-use value was already
+    /// used writes nothing (that check comes first), so it needs no rollback; if any issuance
+    /// fails outright, the batch's transaction is rolled back and each issuance is retried in
+    /// its own, so a failure stays with the issuance that caused it. The audit chain continues
+    /// from the last entry that stayed.
     fn issue_tokens(&self, batch: &[Issuance]) -> Vec<StoreResult<bool>> {
+        let record = |c: &Connection, item: &Issuance| {
+            let once = item.once.as_ref().map(|(kind, hash, expires_at)| UseOnce {
+                kind: *kind,
+                hash,
+                expires_at: *expires_at,
+            });
+            record_issuance(c, &item.token, &item.audit, once)
+        };
         let mut results: Vec<StoreResult<bool>> = Vec::with_capacity(batch.len());
-        let committed = self.with(|conn| {
+        let together = self.with(|conn| {
             in_transaction(conn, |c| {
-                let run = |sql: &str| -> StoreResult<()> {
-                    c.prepare_cached(sql).map_err(db)?.execute([]).map_err(db)?;
-                    Ok(())
-                };
                 for item in batch {
-                    run("SAVEPOINT issuance")?;
-                    let once = item.once.as_ref().map(|(kind, hash, expires_at)| UseOnce {
-                        kind: *kind,
-                        hash,
-                        expires_at: *expires_at,
-                    });
-                    let result = record_issuance(c, &item.token, &item.audit, once);
-                    if !matches!(result, Ok(true)) {
-                        run("ROLLBACK TO issuance")?;
-                    }
-                    run("RELEASE issuance")?;
-                    results.push(result);
+                    results.push(Ok(record(c, item)?));
                 }
                 Ok(true)
             })
         });
-        match committed {
-            Ok(_) => results,
-            Err(e) => batch
-                .iter()
-                .map(|_| Err(StoreError::Database(format!("batch commit: {e}"))))
-                .collect(),
+        if together.is_ok() {
+            return results;
         }
+        batch
+            .iter()
+            .map(|item| self.tx_if(|c| record(c, item)))
+            .collect()
     }
 
     fn token_state(&self, jti: &str) -> StoreResult<Option<TokenState>> {
@@ -929,5 +956,115 @@ impl Store for SqliteStore {
                 .map_err(db)?;
             Ok(n as u64)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::OnceKind;
+
+    /// A database written by the previous release (schema v2) opens, and what it recorded as
+    /// used stays used under the v3 key.
+    #[test]
+    fn a_version_2_database_migrates_with_its_used_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("broker.db");
+        let nonce_hash = [5u8; 32];
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(include_str!("testdata/schema_v2.sql"))
+                .unwrap();
+            conn.execute(
+                "INSERT INTO used_once (kind, hash, expires_at) VALUES (1, ?1, 1000)",
+                [nonce_hash.as_slice()],
+            )
+            .unwrap();
+            conn.pragma_update(None, "user_version", 2).unwrap();
+        }
+        let once = UseOnce {
+            kind: OnceKind::Challenge,
+            hash: &nonce_hash,
+            expires_at: 1000,
+        };
+        for _ in 0..2 {
+            // Opening twice: the upgrade runs once, then the schema is already current.
+            let store = SqliteStore::open(&path, false).unwrap();
+            assert!(store.was_used(once).unwrap(), "the v2 record is found");
+            let again = store
+                .with(|c| in_transaction(c, |tx| use_once(tx, once)))
+                .unwrap();
+            assert!(!again, "and the value cannot be used again");
+            let version: i64 = store
+                .with(|c| {
+                    c.pragma_query_value(None, "user_version", |r| r.get(0))
+                        .map_err(db)
+                })
+                .unwrap();
+            assert_eq!(version, SCHEMA_VERSION);
+            let leftover: i64 = store
+                .with(|c| {
+                    c.query_row(
+                        "SELECT COUNT(*) FROM sqlite_master WHERE name = 'used_once_v2'",
+                        [],
+                        |r| r.get(0),
+                    )
+                    .map_err(db)
+                })
+                .unwrap();
+            assert_eq!(leftover, 0);
+            let table: String = store
+                .with(|c| {
+                    c.query_row(
+                        "SELECT sql FROM sqlite_master WHERE name = 'used_once'",
+                        [],
+                        |r| r.get(0),
+                    )
+                    .map_err(db)
+                })
+                .unwrap();
+            assert!(
+                table.contains("PRIMARY KEY (expires_at, kind, hash)"),
+                "{table}"
+            );
+        }
+    }
+
+    /// A database from a newer broker is refused, not silently downgraded.
+    #[test]
+    fn a_newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("broker.db");
+        Connection::open(&path)
+            .unwrap()
+            .pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .unwrap();
+        let err = SqliteStore::open(&path, false).unwrap_err();
+        assert!(err.to_string().contains("newer than this broker"), "{err}");
+    }
+
+    /// A value is keyed by its expiry too: the same hash under another expiry is another value
+    /// (expiry is a function of the value, so a real replay always carries the same one).
+    #[test]
+    fn single_use_values_are_used_once_and_swept_after_expiry() {
+        let store = SqliteStore::in_memory().unwrap();
+        let hash = [9u8; 32];
+        let once = UseOnce {
+            kind: OnceKind::Dpop,
+            hash: &hash,
+            expires_at: 500,
+        };
+        assert!(!store.was_used(once).unwrap());
+        assert!(store.with(|c| in_transaction(c, |tx| use_once(tx, once))).unwrap());
+        assert!(store.was_used(once).unwrap());
+        assert!(!store
+            .was_used(UseOnce {
+                kind: OnceKind::Challenge,
+                ..once
+            })
+            .unwrap());
+        assert_eq!(store.sweep(500).unwrap(), 0, "not yet past its expiry");
+        assert_eq!(store.sweep(501).unwrap(), 1);
+        assert!(!store.was_used(once).unwrap());
     }
 }
