@@ -4,6 +4,7 @@
 //! Methods are synchronous; the service calls them on the blocking pool. Every method that
 //! must be atomic with its audit entry takes the entry and writes both in one transaction.
 
+mod checkpoint;
 pub mod sqlite;
 
 use serde::{Deserialize, Serialize};

@@ -5,10 +5,11 @@
 //! the last transactions; set `synchronous = "full"` in the config where that matters.
 
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+use super::checkpoint::Checkpointer;
 use super::{
     AdminCredential, Agent, AuditQuery, BootstrapCredential, Issuance, PolicyRecord, Revocation,
     SigningKeyRecord, Store, StoreError, StoreResult, Tenant, TokenRecord, TokenState,
@@ -23,7 +24,9 @@ const SCHEMA_VERSION: i64 = 3;
 
 /// SQLite-backed [`Store`].
 pub struct SqliteStore {
-    conn: Mutex<Connection>,
+    conn: Arc<Mutex<Connection>>,
+    /// Checkpoints the WAL of a file database in the background (none in memory).
+    _checkpointer: Option<Checkpointer>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -54,7 +57,13 @@ impl SqliteStore {
     /// across power loss.
     pub fn open(path: &Path, full_sync: bool) -> StoreResult<Self> {
         let conn = Connection::open(path).map_err(db)?;
-        Self::configure(conn, full_sync)
+        let mut store = Self::configure(conn, full_sync)?;
+        store.with(|c| {
+            // Checkpoints run on their own connection (store/checkpoint.rs), not in commits.
+            c.pragma_update(None, "wal_autocheckpoint", 0).map_err(db)
+        })?;
+        store._checkpointer = Some(Checkpointer::start(path, store.conn.clone())?);
+        Ok(store)
     }
 
     /// An in-memory database (tests).
@@ -72,13 +81,11 @@ impl SqliteStore {
         )
         .map_err(db)?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(db)?;
-        // One broker process owns the file: no per-transaction file-lock system calls.
-        conn.pragma_update(None, "locking_mode", "EXCLUSIVE")
-            .map_err(db)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(db)?;
         let store = SqliteStore {
-            conn: Mutex::new(conn),
+            conn: Arc::new(Mutex::new(conn)),
+            _checkpointer: None,
         };
         store.migrate()?;
         Ok(store)
@@ -1055,7 +1062,9 @@ mod tests {
             expires_at: 500,
         };
         assert!(!store.was_used(once).unwrap());
-        assert!(store.with(|c| in_transaction(c, |tx| use_once(tx, once))).unwrap());
+        assert!(store
+            .with(|c| in_transaction(c, |tx| use_once(tx, once)))
+            .unwrap());
         assert!(store.was_used(once).unwrap());
         assert!(!store
             .was_used(UseOnce {
