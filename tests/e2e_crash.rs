@@ -172,8 +172,8 @@ fn sigterm_stops_cleanly_and_an_edited_audit_log_is_caught() {
         "{verdict}"
     );
 
-    // Removing an entry is caught too. (The broker holds the database file exclusively while it
-    // runs, so the edit happens while it is stopped.)
+    // Removing an entry is caught too (edited while the broker is stopped, as an attacker with
+    // the file would).
     let mut broker = broker;
     assert!(broker.terminate().success());
     let db = rusqlite::Connection::open(broker.data.join("broker.db")).unwrap();

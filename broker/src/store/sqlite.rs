@@ -27,6 +27,8 @@ pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
     /// Checkpoints the WAL of a file database in the background (none in memory).
     _checkpointer: Option<Checkpointer>,
+    /// An exclusive lock on `<database>.lock` while this store is open (none in memory).
+    _lock: Option<std::fs::File>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -55,7 +57,9 @@ fn hash32(bytes: Vec<u8>) -> StoreResult<[u8; 32]> {
 impl SqliteStore {
     /// Opens (creating if needed) the database file; `full_sync` trades speed for durability
     /// across power loss.
+    /// One broker process owns a database file: a second one opening it is refused.
     pub fn open(path: &Path, full_sync: bool) -> StoreResult<Self> {
+        let lock = lock_database(path)?;
         let conn = Connection::open(path).map_err(db)?;
         let mut store = Self::configure(conn, full_sync)?;
         store.with(|c| {
@@ -63,6 +67,7 @@ impl SqliteStore {
             c.pragma_update(None, "wal_autocheckpoint", 0).map_err(db)
         })?;
         store._checkpointer = Some(Checkpointer::start(path, store.conn.clone())?);
+        store._lock = Some(lock);
         Ok(store)
     }
 
@@ -86,6 +91,7 @@ impl SqliteStore {
         let store = SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
             _checkpointer: None,
+            _lock: None,
         };
         store.migrate()?;
         Ok(store)
@@ -113,6 +119,30 @@ impl SqliteStore {
             })?;
             out.ok_or_else(|| StoreError::Database("transaction produced nothing".into()))
         })
+    }
+}
+
+/// Takes the exclusive lock on `<path>.lock` (released when the file closes, also when the
+/// process dies).
+fn lock_database(path: &Path) -> StoreResult<std::fs::File> {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&name)
+        .map_err(|e| StoreError::Database(format!("{}: {e}", Path::new(&name).display())))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Database(format!(
+            "{} is in use by another broker process",
+            path.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => Err(StoreError::Database(format!(
+            "{}: cannot lock: {e}",
+            Path::new(&name).display()
+        ))),
     }
 }
 
@@ -1035,6 +1065,22 @@ mod tests {
                 "{table}"
             );
         }
+    }
+
+    /// A second store (another broker process) on the same file is refused while the first is
+    /// open, and allowed once it has closed.
+    #[test]
+    fn one_store_owns_a_database_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("broker.db");
+        let first = SqliteStore::open(&path, false).unwrap();
+        let err = SqliteStore::open(&path, false).unwrap_err();
+        assert!(
+            err.to_string().contains("in use by another broker"),
+            "{err}"
+        );
+        drop(first);
+        SqliteStore::open(&path, false).unwrap();
     }
 
     /// A database from a newer broker is refused, not silently downgraded.
