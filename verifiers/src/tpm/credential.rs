@@ -133,7 +133,7 @@ fn counter_kdf(bits: u32, mut block: impl FnMut(u32) -> Vec<u8>) -> Vec<u8> {
         counter = counter.wrapping_add(1);
     }
     out.truncate(len);
-    if bits % 8 != 0 {
+    if !bits.is_multiple_of(8) {
         if let Some(first) = out.first_mut() {
             *first &= (1u8 << (bits % 8)) - 1;
         }

@@ -378,7 +378,7 @@ impl PublicKey {
                 ),
             });
         }
-        if exponent < 3 || exponent % 2 == 0 {
+        if exponent < 3 || exponent.is_multiple_of(2) {
             return Err(VerifyError::malformed(
                 "RSA public key",
                 format!("exponent {exponent}"),
