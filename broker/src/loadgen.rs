@@ -219,6 +219,30 @@ fn bench(args: &BenchArgs) -> Result<Value, String> {
 
     eprintln!("bench: bare P-384 verify on every core…");
     let p384 = p384_capacity(attest_seconds.min(Duration::from_secs(3)));
+    eprintln!("bench: bare HTTP requests (GET /healthz) at full load…");
+    let (floor_cpu0, floor_self0) = (cpu(&broker_pid), cpu(&Some("self".into())));
+    let floor = drive(
+        &url,
+        &workers,
+        attest_seconds.min(Duration::from_secs(3)),
+        None,
+        |_, client, _, _| {
+            let started = Instant::now();
+            let reply = client
+                .send("GET", "/healthz", &[], Body::Empty)
+                .map_err(|e| e.0)?;
+            let took = started.elapsed();
+            if reply.ok() {
+                Ok(took)
+            } else {
+                Err(format!("/healthz: {}", reply.status))
+            }
+        },
+    );
+    let floor_cpu = cpu(&broker_pid).zip(floor_cpu0).map(|(b, a)| b - a);
+    let floor_gen_cpu = cpu(&Some("self".into()))
+        .zip(floor_self0)
+        .map(|(b, a)| b - a);
     eprintln!("bench: attest at full load…");
     let (broker_cpu0, self_cpu0) = (cpu(&broker_pid), cpu(&Some("self".into())));
     let attest = drive(&url, &workers, attest_seconds, None, attest_once);
@@ -273,6 +297,11 @@ fn bench(args: &BenchArgs) -> Result<Value, String> {
         "refresh_broker_cpu_us_each": per(refresh_cpu, &refresh),
         "refresh_generator_cpu_us_each": per(refresh_gen_cpu, &refresh),
         "attest_at_half_peak": attest_half.report(),
+        "http_floor": {
+            "requests_per_second": floor.rate(),
+            "broker_cpu_us_each": per(floor_cpu, &floor),
+            "generator_cpu_us_each": per(floor_gen_cpu, &floor),
+        },
         "refresh": refresh.report(),
     }))
 }

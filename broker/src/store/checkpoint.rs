@@ -34,7 +34,7 @@ impl Checkpointer {
     /// writes all go through `writer`.
     pub fn start(path: &Path, writer: Arc<Mutex<Connection>>) -> StoreResult<Self> {
         let failed = |e: &dyn std::fmt::Display| StoreError::Database(format!("checkpointer: {e}"));
-        let conn = Connection::open(path).map_err(|e| failed(&e))?;
+        let conn = super::sqlite::open_file(path)?;
         conn.busy_timeout(PASSIVE_WAIT).map_err(|e| failed(&e))?;
         let (stop, stopped) = mpsc::channel::<()>();
         let thread = std::thread::Builder::new()

@@ -60,7 +60,7 @@ impl SqliteStore {
     /// One broker process owns a database file: a second one opening it is refused.
     pub fn open(path: &Path, full_sync: bool) -> StoreResult<Self> {
         let lock = lock_database(path)?;
-        let conn = Connection::open(path).map_err(db)?;
+        let conn = open_file(path)?;
         let mut store = Self::configure(conn, full_sync)?;
         store.with(|c| {
             // Checkpoints run on their own connection (store/checkpoint.rs), not in commits.
@@ -120,6 +120,15 @@ impl SqliteStore {
             out.ok_or_else(|| StoreError::Database("transaction produced nothing".into()))
         })
     }
+}
+
+/// Opens a connection to the database file with SQLite's `unix-excl` VFS: the process takes
+/// the file's lock once and keeps the WAL index in its own memory, so connections in this
+/// process (the store's and the checkpointer's) share the file without a `fcntl` lock and
+/// unlock per transaction, and other processes cannot open it while the broker runs.
+pub(super) fn open_file(path: &Path) -> StoreResult<Connection> {
+    use rusqlite::OpenFlags;
+    Connection::open_with_flags_and_vfs(path, OpenFlags::default(), c"unix-excl").map_err(db)
 }
 
 /// Takes the exclusive lock on `<path>.lock` (released when the file closes, also when the
