@@ -125,6 +125,22 @@ fn simulated_snp_host_full_lifecycle() {
             .contains("SIMULATED"),
         "dev mode says so loudly"
     );
+
+    // Challenges are audited as counts (unauthenticated, so not a row each): the two this
+    // test asked for are in the log once the broker has flushed its count, here at a clean
+    // shutdown.
+    let mut broker = broker;
+    assert!(broker.terminate().success());
+    let broker = broker.restart();
+    let audit = broker.admin("GET", "/v1/admin/audit?limit=10000", Body::Empty);
+    let counted: u64 = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "challenge.issued")
+        .map(|e| e["details"]["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(counted, 2, "{audit}");
 }
 
 #[test]

@@ -111,8 +111,11 @@ pub async fn run(config: Config, dev: bool) -> Result<(), String> {
         settings: Arc::new(settings),
         metrics: Arc::new(Metrics::default()),
         policies: Arc::default(),
+        challenges: Arc::default(),
     };
     tokio::spawn(upkeep(state.clone()));
+    tokio::spawn(audit_challenges(state.clone()));
+    let at_exit = state.clone();
     let app = service::router(state);
     tracing::info!(%issuer, listen = %bound, dev, "attest-broker serving");
     // Machine-readable readiness line for scripts and tests (stdout, one line).
@@ -149,8 +152,31 @@ pub async fn run(config: Config, dev: bool) -> Result<(), String> {
                 .map_err(|e| format!("server: {e}"))?
         }
     }
+    flush_challenges(&at_exit).await;
     tracing::info!("attest-broker stopped");
     Ok(())
+}
+
+/// Every few seconds: the count of challenges issued goes into the audit log.
+async fn audit_challenges(state: AppState) {
+    let mut tick = tokio::time::interval(Duration::from_secs(
+        service::challenges::FLUSH_INTERVAL_SECS,
+    ));
+    loop {
+        tick.tick().await;
+        flush_challenges(&state).await;
+    }
+}
+
+async fn flush_challenges(state: &AppState) {
+    let (store, count) = (state.store.clone(), state.challenges.clone());
+    let now = service::now();
+    let flushed = tokio::task::spawn_blocking(move || count.flush(store.as_ref(), now)).await;
+    match flushed {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "cannot audit the challenge count; retrying"),
+        Err(e) => tracing::warn!(error = %e, "cannot audit the challenge count; retrying"),
+    }
 }
 
 /// rustls (aws-lc-rs provider) from a PEM chain and a PEM private key. The key file must be

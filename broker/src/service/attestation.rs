@@ -97,6 +97,7 @@ fn check_nonce(key: &[u8], nonce: &[u8], now: i64) -> Result<i64, ApiError> {
 async fn challenge(State(state): State<AppState>) -> Result<Json<ChallengeResponse>, ApiError> {
     let ttl = state.settings.nonce_ttl_secs;
     let nonce = new_nonce(&state.hmac_key, state.now() + ttl)?;
+    state.challenges.issued();
     Ok(Json(ChallengeResponse {
         nonce: jose::b64(&nonce),
         expires_in: ttl,

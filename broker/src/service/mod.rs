@@ -2,6 +2,7 @@
 
 mod admin;
 mod attestation;
+pub mod challenges;
 pub mod commit;
 pub mod error;
 mod extract;
@@ -77,6 +78,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Parsed policies by (tenant, class, version); versions are immutable.
     pub policies: Arc<PolicyCache>,
+    /// Challenges issued since their count was last audited.
+    pub challenges: Arc<challenges::ChallengeCount>,
 }
 
 impl AppState {
