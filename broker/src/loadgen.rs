@@ -17,9 +17,12 @@ use crate::host::SimHost;
 /// `bench` arguments.
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
-    /// Concurrent simulated hosts (worker threads).
+    /// Concurrent simulated hosts (worker threads) for the bare-HTTP and attest phases.
     #[arg(long, default_value_t = 16)]
     pub concurrency: usize,
+    /// Concurrent hosts for the refresh phase (few in flight keep its p99 low on 2 cores).
+    #[arg(long, default_value_t = 8)]
+    pub refresh_concurrency: usize,
     /// Seconds per measured phase.
     #[arg(long, default_value_t = 10)]
     pub seconds: u64,
@@ -190,7 +193,7 @@ fn bench(args: &BenchArgs) -> Result<Value, String> {
         })),
     )?;
     let mut workers = Vec::new();
-    for i in 0..args.concurrency {
+    for i in 0..args.concurrency.max(args.refresh_concurrency) {
         let agent = format!("bench-{}-{i}", std::process::id());
         call(
             "POST",
@@ -224,6 +227,7 @@ fn bench(args: &BenchArgs) -> Result<Value, String> {
     let floor = drive(
         &url,
         &workers,
+        args.concurrency,
         attest_seconds.min(Duration::from_secs(3)),
         None,
         |_, client, _, _| {
@@ -245,15 +249,30 @@ fn bench(args: &BenchArgs) -> Result<Value, String> {
         .map(|(b, a)| b - a);
     eprintln!("bench: attest at full load…");
     let (broker_cpu0, self_cpu0) = (cpu(&broker_pid), cpu(&Some("self".into())));
-    let attest = drive(&url, &workers, attest_seconds, None, attest_once);
+    let attest = drive(
+        &url,
+        &workers,
+        args.concurrency,
+        attest_seconds,
+        None,
+        attest_once,
+    );
     let attest_cpu = cpu(&broker_pid).zip(broker_cpu0).map(|(b, a)| b - a);
     let attest_gen_cpu = cpu(&Some("self".into())).zip(self_cpu0).map(|(b, a)| b - a);
     eprintln!("bench: attest at half the measured peak…");
     let half = attest.rate() / 2.0;
-    let attest_half = drive(&url, &workers, attest_seconds, Some(half), attest_once);
+    let attest_half = drive(
+        &url,
+        &workers,
+        args.concurrency,
+        attest_seconds,
+        Some(half),
+        attest_once,
+    );
     eprintln!("bench: refresh at full load…");
     let tokens: Vec<Mutex<String>> = workers
         .iter()
+        .take(args.refresh_concurrency)
         .map(|(host, secret)| {
             host.attest(&Client::new(&url), secret)
                 .map(|h| Mutex::new(h.token))
@@ -263,15 +282,22 @@ fn bench(args: &BenchArgs) -> Result<Value, String> {
     let (refresh_cpu0, refresh_self0) = (cpu(&broker_pid), cpu(&Some("self".into())));
     let refresh = {
         let tokens = tokens.clone();
-        drive(&url, &workers, seconds, None, move |host, client, _, i| {
-            let slot = tokens.get(i).ok_or("no token")?;
-            let current = slot.lock().map_err(|_| "poisoned")?.clone();
-            let started = Instant::now();
-            let next = host.refresh(client, &current)?;
-            let took = started.elapsed();
-            *slot.lock().map_err(|_| "poisoned")? = next.token;
-            Ok(took)
-        })
+        drive(
+            &url,
+            &workers,
+            args.refresh_concurrency,
+            seconds,
+            None,
+            move |host, client, _, i| {
+                let slot = tokens.get(i).ok_or("no token")?;
+                let current = slot.lock().map_err(|_| "poisoned")?.clone();
+                let started = Instant::now();
+                let next = host.refresh(client, &current)?;
+                let took = started.elapsed();
+                *slot.lock().map_err(|_| "poisoned")? = next.token;
+                Ok(took)
+            },
+        )
     };
     let refresh_cpu = cpu(&broker_pid).zip(refresh_cpu0).map(|(b, a)| b - a);
     let refresh_gen_cpu = cpu(&Some("self".into()))
@@ -287,6 +313,7 @@ fn bench(args: &BenchArgs) -> Result<Value, String> {
     Ok(json!({
         "cores": cores,
         "concurrency": args.concurrency,
+        "refresh_concurrency": args.refresh_concurrency,
         "p384_verify_per_second_all_cores": p384,
         "attest": attest.report(),
         "attest_vs_p384_capacity": attest.rate() / p384,
@@ -367,10 +394,12 @@ fn attest_once(
 /// Work done per iteration; returns the latency to record.
 type Work = dyn Fn(&SimHost, &Client, &str, usize) -> Result<Duration, String> + Send + Sync;
 
-/// Runs `work` on every worker for `duration`, optionally paced to `rate` per second overall.
+/// Runs `work` on the first `threads` workers for `duration`, optionally paced to `rate` per
+/// second overall.
 fn drive<F>(
     url: &str,
     workers: &Arc<Vec<(SimHost, String)>>,
+    threads: usize,
     duration: Duration,
     rate: Option<f64>,
     work: F,
@@ -381,9 +410,10 @@ where
     let work: Arc<Work> = Arc::new(work);
     let phase = Arc::new(Mutex::new(Phase::default()));
     let start = Instant::now();
-    let n = workers.len().max(1);
+    let threads = threads.min(workers.len());
+    let n = threads.max(1);
     let interval = rate.map(|r| Duration::from_secs_f64(n as f64 / r.max(0.001)));
-    let threads: Vec<_> = (0..workers.len())
+    let handles: Vec<_> = (0..threads)
         .map(|i| {
             let (workers, work, phase, url) = (
                 workers.clone(),
@@ -424,7 +454,7 @@ where
             })
         })
         .collect();
-    for t in threads {
+    for t in handles {
         let _ = t.join();
     }
     let mut result = std::mem::take(&mut *phase.lock().unwrap_or_else(|p| p.into_inner()));
