@@ -56,8 +56,8 @@ fn hash32(bytes: Vec<u8>) -> StoreResult<[u8; 32]> {
 
 impl SqliteStore {
     /// Opens (creating if needed) the database file; `full_sync` trades speed for durability
-    /// across power loss.
-    /// One broker process owns a database file: a second one opening it is refused.
+    /// across power loss. One broker process owns a database file: a second one opening it is
+    /// refused.
     pub fn open(path: &Path, full_sync: bool) -> StoreResult<Self> {
         let lock = lock_database(path)?;
         let conn = open_file(path)?;
