@@ -77,42 +77,14 @@ fn write_loop(store: &dyn Store, receiver: &mpsc::Receiver<Job>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audit::NewAuditEntry;
     use crate::store::sqlite::SqliteStore;
-    use crate::store::{AuditQuery, OnceKind, TokenRecord};
-
-    fn issuance(jti: &str, once: Option<[u8; 32]>) -> Issuance {
-        Issuance {
-            token: TokenRecord {
-                jti: jti.into(),
-                tenant: "t".into(),
-                agent_id: "a".into(),
-                kid: "k".into(),
-                iat: 1,
-                exp: 100,
-                attested_at: 1,
-                jkt: "j".into(),
-                revoked_at: None,
-                token_hash: [7; 32],
-            },
-            audit: NewAuditEntry::new(1, Some("t"), "agent:t/a", "token.issue", jti),
-            once: once.map(|h| (OnceKind::Challenge, h, 100)),
-        }
-    }
+    use crate::store::test_support::{create_tenant_t, issuance};
+    use crate::store::AuditQuery;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_issuances_commit_independently_and_keep_the_audit_chain() {
         let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().unwrap());
-        store
-            .create_tenant(
-                &crate::store::Tenant {
-                    id: "t".into(),
-                    created_at: 0,
-                    revoked_before: None,
-                },
-                &NewAuditEntry::new(0, Some("t"), "admin:x", "admin.tenant.create", "t"),
-            )
-            .unwrap();
+        create_tenant_t(store.as_ref());
         let queue = Arc::new(IssueQueue::start(store.clone()).unwrap());
         let mut tasks = Vec::new();
         for i in 0..200u8 {

@@ -97,9 +97,9 @@ fn run(conn: &Connection, writer: &Mutex<Connection>, stopped: &mpsc::Receiver<(
 
 #[cfg(test)]
 mod tests {
-    use crate::audit::NewAuditEntry;
     use crate::store::sqlite::SqliteStore;
-    use crate::store::{Store, Tenant, TokenRecord};
+    use crate::store::test_support::{create_tenant_t, issuance};
+    use crate::store::Store;
 
     /// With no checkpoint in the commits, the log would hold every page written (~40 MB
     /// here); the background checkpointer keeps restarting it, and what was committed is in
@@ -113,33 +113,13 @@ mod tests {
         let mut largest_wal = 0;
         {
             let store = SqliteStore::open(&path, false).unwrap();
-            store
-                .create_tenant(
-                    &Tenant {
-                        id: "t".into(),
-                        created_at: 0,
-                        revoked_before: None,
-                    },
-                    &NewAuditEntry::new(0, Some("t"), "admin:x", "admin.tenant.create", "t"),
-                )
-                .unwrap();
+            create_tenant_t(&store);
             for i in 0..TOKENS {
-                let jti = format!("{i:08}");
-                let token = TokenRecord {
-                    jti: jti.clone(),
-                    tenant: "t".into(),
-                    agent_id: "a".into(),
-                    kid: "k".into(),
-                    iat: 1,
-                    exp: 100,
-                    attested_at: 1,
-                    jkt: "j".repeat(43),
-                    revoked_at: None,
-                    token_hash: [7; 32],
-                };
-                let audit = NewAuditEntry::new(1, Some("t"), "agent:t/a", "token.issue", &jti)
+                let mut item = issuance(&format!("{i:08}"), None);
+                item.audit = item
+                    .audit
                     .details(serde_json::json!({"padding": "x".repeat(2_000)}));
-                assert!(store.issue_token(&token, &audit, None).unwrap());
+                assert!(store.issue_token(&item.token, &item.audit, None).unwrap());
                 largest_wal = largest_wal.max(std::fs::metadata(&wal).map_or(0, |m| m.len()));
             }
         }

@@ -6,6 +6,8 @@
 
 mod checkpoint;
 pub mod sqlite;
+#[cfg(test)]
+pub(crate) mod test_support;
 
 use serde::{Deserialize, Serialize};
 
