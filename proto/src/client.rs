@@ -2,10 +2,9 @@
 //! simulated hosts, tests). HTTPS trusts only the CA certificates it is given: a sidecar pins
 //! its broker's CA rather than the whole web PKI.
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
-
-use std::net::{IpAddr, SocketAddr};
 
 use ureq::config::Config;
 use ureq::http::Uri;
