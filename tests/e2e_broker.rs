@@ -557,3 +557,18 @@ fn key_rotation_overlaps_and_bootstrap_rotation_revokes() {
         .unwrap();
     assert_eq!((r.status, r.code()), (401, Some("bootstrap.expired")));
 }
+
+/// The signal handlers are installed before the broker prints that it is listening: a SIGTERM
+/// sent the moment a supervisor sees that line still takes the graceful path (exit 0, "shutting
+/// down" logged), every time.
+#[test]
+fn sigterm_right_after_readiness_is_graceful() {
+    let mut original = Broker::start();
+    assert!(original.terminate().success());
+    for round in 0..6 {
+        let mut again = original.restart();
+        let status = again.terminate();
+        assert!(status.success(), "round {round}: {status:?}");
+    }
+    assert_eq!(original.logs().matches("shutting down").count(), 7);
+}

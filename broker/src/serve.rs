@@ -117,6 +117,7 @@ pub async fn run(config: Config, dev: bool) -> Result<(), String> {
     tokio::spawn(audit_challenges(state.clone()));
     let at_exit = state.clone();
     let app = service::router(state);
+    let signals = ShutdownSignals::install();
     tracing::info!(%issuer, listen = %bound, dev, "attest-broker serving");
     // Machine-readable readiness line for scripts and tests (stdout, one line).
     println!(
@@ -133,14 +134,14 @@ pub async fn run(config: Config, dev: bool) -> Result<(), String> {
             }),
             app,
         )
-        .with_graceful_shutdown(shutdown_signal(grace))
+        .with_graceful_shutdown(shutdown_signal(signals, grace))
         .await
         .map_err(|e| format!("server: {e}"))?,
         Some(tls) => {
             let handle = axum_server::Handle::new();
             let on_signal = handle.clone();
             tokio::spawn(async move {
-                shutdown_signal(grace).await;
+                shutdown_signal(signals, grace).await;
                 on_signal.graceful_shutdown(Some(grace));
             });
             let std_listener = listener.into_std().map_err(|e| e.to_string())?;
@@ -198,20 +199,43 @@ async fn tls_config(
         })
 }
 
-/// Waits for SIGINT or SIGTERM, then arms a hard deadline for in-flight requests.
-async fn shutdown_signal(grace: Duration) {
-    let ctrl_c = tokio::signal::ctrl_c();
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot listen for SIGTERM");
-            let _ = ctrl_c.await;
-            return;
+/// SIGINT and SIGTERM handlers, installed before the broker says it is listening, so a
+/// signal that arrives as soon as it is up still shuts it down gracefully.
+struct ShutdownSignals {
+    interrupt: Option<tokio::signal::unix::Signal>,
+    terminate: Option<tokio::signal::unix::Signal>,
+}
+
+impl ShutdownSignals {
+    fn install() -> Self {
+        use tokio::signal::unix::{signal, SignalKind};
+        let install = |kind: SignalKind, name: &str| match signal(kind) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::error!(error = %e, signal = name, "cannot listen for the signal");
+                None
+            }
+        };
+        ShutdownSignals {
+            interrupt: install(SignalKind::interrupt(), "SIGINT"),
+            terminate: install(SignalKind::terminate(), "SIGTERM"),
         }
-    };
+    }
+}
+
+/// Waits for SIGINT or SIGTERM, then arms a hard deadline for in-flight requests.
+async fn shutdown_signal(signals: ShutdownSignals, grace: Duration) {
+    async fn recv(signal: Option<tokio::signal::unix::Signal>) {
+        match signal {
+            Some(mut s) => {
+                s.recv().await;
+            }
+            None => std::future::pending().await,
+        }
+    }
     tokio::select! {
-        _ = ctrl_c => {},
-        _ = term.recv() => {},
+        _ = recv(signals.interrupt) => {},
+        _ = recv(signals.terminate) => {},
     }
     tracing::info!(
         grace_secs = grace.as_secs(),
