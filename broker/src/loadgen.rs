@@ -122,7 +122,8 @@ fn spawn_broker() -> Result<(Spawned, String, PathBuf), String> {
     let mut child = Command::new(exe)
         .args(["serve", "--dev", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(&dir)
-        .env("RUST_LOG", "warn")
+        // The broker's default level, as operators run it: a span per request.
+        .env("RUST_LOG", "info")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
