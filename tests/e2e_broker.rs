@@ -277,6 +277,28 @@ fn every_negative_gets_its_4xx_and_code() {
     };
     assert!(send().ok());
     expect(send(), 401, "dpop.replayed");
+    // A proof whose iat is far outside the window, as far as an i64 goes.
+    let now = attest_broker::service::now();
+    for iat in [
+        i64::MIN,
+        now.wrapping_add(i64::MIN),
+        now - 3_600,
+        now + 3_600,
+        i64::MAX,
+    ] {
+        let proof = host
+            .dpop_proof_at("POST", &url, Some(&held.token), iat)
+            .unwrap();
+        let r = client
+            .send(
+                "POST",
+                "/v1/token/refresh",
+                &[("authorization", &auth), ("dpop", &proof)],
+                Body::Empty,
+            )
+            .unwrap_or_else(|e| panic!("iat {iat}: no answer: {e}"));
+        expect(r, 401, "dpop.invalid");
+    }
 
     // Bad, revoked and missing bootstrap secrets.
     let nonce = host.challenge(&client).unwrap();

@@ -150,11 +150,22 @@ impl SimHost {
         url: &str,
         token: Option<&str>,
     ) -> Result<String, String> {
+        self.dpop_proof_at(method, url, token, crate::service::now())
+    }
+
+    /// The same with a chosen `iat` (tests of the broker's time window).
+    pub fn dpop_proof_at(
+        &self,
+        method: &str,
+        url: &str,
+        token: Option<&str>,
+        iat: i64,
+    ) -> Result<String, String> {
         let what = attest_proto::dpop::ProofFor {
             method,
             url,
             access_token: token,
-            iat: crate::service::now(),
+            iat,
         };
         let input =
             attest_proto::dpop::signing_input(&self.jwk, &what).map_err(|e| e.to_string())?;

@@ -737,7 +737,7 @@ async fn refresh(
         Some("htm must be POST")
     } else if c.htu != htu {
         Some("htu does not match this endpoint")
-    } else if (now - c.iat).abs() > DPOP_IAT_WINDOW {
+    } else if now.abs_diff(c.iat) > DPOP_IAT_WINDOW.unsigned_abs() {
         Some("iat is outside the accepted window")
     } else if c.ath.as_deref() != Some(ath.as_str()) {
         Some("ath does not match the access token")
@@ -796,7 +796,7 @@ async fn refresh(
             hash: &dpop_jti,
             // A function of the signed proof, as the record's key must be; past it the
             // proof's iat is outside the window anyway.
-            expires_at: proof.claims.iat + 2 * DPOP_IAT_WINDOW,
+            expires_at: proof.claims.iat.saturating_add(2 * DPOP_IAT_WINDOW),
         }),
     )
     .await
