@@ -180,6 +180,10 @@ impl BrokerApi {
     }
 }
 
+/// Longest token lifetime accepted from a broker (it issues at most an hour); beyond it the
+/// answer is refused rather than held, or overflowing the clock arithmetic.
+const MAX_TOKEN_LIFETIME_SECS: u64 = 24 * 3600;
+
 fn issued(reply: Reply) -> Result<Issued, Error> {
     let token = reply
         .body
@@ -190,8 +194,12 @@ fn issued(reply: Reply) -> Result<Issued, Error> {
         .body
         .get("expires_in")
         .and_then(Value::as_u64)
-        .filter(|s| *s > 0)
-        .ok_or_else(|| Error::Transport("token answer has no positive expires_in".into()))?;
+        .filter(|s| (1..=MAX_TOKEN_LIFETIME_SECS).contains(s))
+        .ok_or_else(|| {
+            Error::Transport(format!(
+                "token answer has no expires_in between 1 and {MAX_TOKEN_LIFETIME_SECS} s"
+            ))
+        })?;
     Ok(Issued {
         token: Zeroizing::new(token.to_string()),
         expires_in,
@@ -202,4 +210,36 @@ fn issued(reply: Reply) -> Result<Issued, Error> {
             .unwrap_or("")
             .to_string(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn answer(expires_in: Value) -> Result<Issued, Error> {
+        issued(Reply {
+            status: 200,
+            body: json!({"access_token": "t", "expires_in": expires_in, "scope": "s"}),
+        })
+    }
+
+    #[test]
+    fn token_lifetimes_outside_one_second_to_a_day_are_refused() {
+        assert_eq!(answer(json!(900)).unwrap().expires_in, 900);
+        assert_eq!(answer(json!(86_400)).unwrap().expires_in, 86_400);
+        for bad in [
+            json!(0),
+            json!(86_401),
+            json!(u64::MAX),
+            json!(-5),
+            json!(1.5),
+            json!("900"),
+        ] {
+            assert!(
+                matches!(answer(bad.clone()), Err(Error::Transport(_))),
+                "{bad}"
+            );
+        }
+    }
 }
