@@ -172,11 +172,12 @@ async fn audit_challenges(state: AppState) {
 async fn flush_challenges(state: &AppState) {
     let (store, count) = (state.store.clone(), state.challenges.clone());
     let now = service::now();
-    let flushed = tokio::task::spawn_blocking(move || count.flush(store.as_ref(), now)).await;
-    match flushed {
-        Ok(Ok(_)) => {}
-        Ok(Err(e)) => tracing::warn!(error = %e, "cannot audit the challenge count; retrying"),
-        Err(e) => tracing::warn!(error = %e, "cannot audit the challenge count; retrying"),
+    let flushed = tokio::task::spawn_blocking(move || count.flush(store.as_ref(), now))
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r.map_err(|e| e.to_string()));
+    if let Err(e) = flushed {
+        tracing::warn!(error = %e, "cannot audit the challenge count; retrying");
     }
 }
 
