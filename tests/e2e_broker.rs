@@ -594,3 +594,78 @@ fn sigterm_right_after_readiness_is_graceful() {
     }
     assert_eq!(original.logs().matches("shutting down").count(), 7);
 }
+
+/// Opens a connection to `url`'s host and sends `bytes` (a partial request).
+fn raw_partial(url: &str, bytes: &[u8]) -> std::net::TcpStream {
+    use std::io::Write;
+    let mut stream = std::net::TcpStream::connect(url.trim_start_matches("http://")).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    stream.write_all(bytes).unwrap();
+    stream
+}
+
+/// Reads until the server closes; what it sent (empty when it closed without answering).
+fn read_until_closed(stream: &mut std::net::TcpStream) -> String {
+    use std::io::Read;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("the broker neither answered nor closed: {e}"),
+        }
+    }
+    String::from_utf8_lossy(&out).to_string()
+}
+
+#[test]
+fn slow_and_idle_clients_are_cut_off_and_cannot_exhaust_connections() {
+    let broker = Broker::start_with_config(
+        "[limits]\nclient_timeout_secs = 1\nmax_connections = 6\nrequest_timeout_secs = 30\n",
+    );
+    let started = std::time::Instant::now();
+    // Four connections that never finish their headers (slowloris), one that sends nothing,
+    // and one whose body never arrives: the cap of six is reached.
+    let mut stalled: Vec<_> = (0..4)
+        .map(|_| raw_partial(&broker.url, b"GET /hea"))
+        .collect();
+    stalled.push(raw_partial(&broker.url, b""));
+    let mut slow_body = raw_partial(
+        &broker.url,
+        b"POST /v1/introspect HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"tok",
+    );
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    // A seventh is closed on arrival, without an answer.
+    let mut seventh = raw_partial(&broker.url, b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n");
+    assert_eq!(read_until_closed(&mut seventh), "");
+    // After the client timeout the stalled connections are closed without an answer (hyper
+    // may answer a half-sent request 408), and the body that never came gets 408.
+    for s in &mut stalled {
+        let answer = read_until_closed(s);
+        assert!(
+            answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
+            "{answer}"
+        );
+    }
+    let answer = read_until_closed(&mut slow_body);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("request.timeout"), "{answer}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(8));
+    // The slots are free again: the broker serves, and counted the refused connection.
+    let client = broker.client();
+    let health = client.send("GET", "/healthz", &[], Body::Empty).unwrap();
+    assert_eq!(health.status, 200);
+    let metrics = client.send("GET", "/metrics", &[], Body::Empty).unwrap();
+    let text = metrics.body.as_str().unwrap();
+    assert!(
+        text.lines().any(
+            |l| l.starts_with("attest_broker_connections_refused_total ") && !l.ends_with(" 0")
+        ),
+        "{text}"
+    );
+    assert!(!broker.logs().contains("panicked"));
+}

@@ -128,12 +128,22 @@ pub struct LimitsConfig {
     /// Largest request body, bytes (413 beyond).
     #[serde(default = "default_body")]
     pub max_body_bytes: usize,
-    /// Per-request timeout, seconds.
+    /// Per-request timeout, seconds: from the end of the headers to the end of the response,
+    /// body upload included (408 beyond).
     #[serde(default = "default_timeout")]
     pub request_timeout_secs: u64,
-    /// Requests processed at once; more are refused with 503 rather than queued without bound.
+    /// Requests processed at once, counted once their body has arrived; more are answered
+    /// 503 at once rather than queued.
     #[serde(default = "default_concurrency")]
     pub max_concurrent_requests: usize,
+    /// Seconds a client may take to send a request's headers (and, under TLS, to finish the
+    /// handshake), or may stay idle between requests, before its connection is closed; and
+    /// again to send a request's body (408 beyond).
+    #[serde(default = "default_client_timeout")]
+    pub client_timeout_secs: u64,
+    /// Connections open at once; one more is closed as soon as it is accepted.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
 }
 
 impl Default for LimitsConfig {
@@ -142,6 +152,8 @@ impl Default for LimitsConfig {
             max_body_bytes: default_body(),
             request_timeout_secs: default_timeout(),
             max_concurrent_requests: default_concurrency(),
+            client_timeout_secs: default_client_timeout(),
+            max_connections: default_max_connections(),
         }
     }
 }
@@ -152,6 +164,31 @@ fn default_body() -> usize {
 
 fn default_timeout() -> u64 {
     30
+}
+
+impl LimitsConfig {
+    /// Every limit must let something through: a zero would refuse all requests.
+    pub fn check(&self) -> Result<(), String> {
+        let zero = [
+            ("max_body_bytes", self.max_body_bytes == 0),
+            ("request_timeout_secs", self.request_timeout_secs == 0),
+            ("max_concurrent_requests", self.max_concurrent_requests == 0),
+            ("client_timeout_secs", self.client_timeout_secs == 0),
+            ("max_connections", self.max_connections == 0),
+        ];
+        match zero.iter().find(|(_, is_zero)| *is_zero) {
+            Some((name, _)) => Err(format!("[limits] {name} must be at least 1")),
+            None => Ok(()),
+        }
+    }
+}
+
+fn default_client_timeout() -> u64 {
+    10
+}
+
+fn default_max_connections() -> usize {
+    1024
 }
 
 fn default_concurrency() -> usize {
@@ -225,5 +262,25 @@ mod tests {
         let c: Config = toml::from_str(full).unwrap();
         assert_eq!(c.issuer(c.server.listen), "https://broker.example");
         assert!(toml::from_str::<Config>("[storage]\ndata_dir = \"/d\"\nbogus = 1\n").is_err());
+    }
+
+    #[test]
+    fn limits_of_zero_are_refused_by_name() {
+        assert!(LimitsConfig::default().check().is_ok());
+        let c: Config =
+            toml::from_str("[storage]\ndata_dir = \"/d\"\n[limits]\nmax_connections = 0\n")
+                .unwrap();
+        assert_eq!(
+            c.limits.check().unwrap_err(),
+            "[limits] max_connections must be at least 1"
+        );
+        let c: Config =
+            toml::from_str("[storage]\ndata_dir = \"/d\"\n[limits]\nclient_timeout_secs = 0\n")
+                .unwrap();
+        assert!(c
+            .limits
+            .check()
+            .unwrap_err()
+            .contains("client_timeout_secs"));
     }
 }

@@ -16,6 +16,7 @@ pub mod host;
 pub mod input;
 pub mod jose;
 pub mod keys;
+pub mod listener;
 pub mod loadgen;
 pub mod metrics;
 pub mod policy;

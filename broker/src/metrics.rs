@@ -28,6 +28,8 @@ pub struct Metrics {
     pub latency: HistogramFamily,
     /// Tokens issued and neither expired nor revoked (set at scrape time).
     pub active_tokens: Gauge,
+    /// Connections closed on arrival because `[limits] max_connections` were open.
+    pub connections_refused: Counter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -44,6 +46,7 @@ impl Default for Metrics {
         let requests = Family::<Labels, Counter>::default();
         let latency = HistogramFamily::new_with_constructor(latency_histogram);
         let active_tokens = Gauge::default();
+        let connections_refused = Counter::default();
         registry.register("tokens_issued", "Tokens issued", issued.clone());
         registry.register(
             "attestations_denied",
@@ -61,6 +64,11 @@ impl Default for Metrics {
             "Tokens neither expired nor revoked",
             active_tokens.clone(),
         );
+        registry.register(
+            "connections_refused",
+            "Connections closed on arrival: max_connections were open",
+            connections_refused.clone(),
+        );
         Metrics {
             registry,
             issued,
@@ -68,6 +76,7 @@ impl Default for Metrics {
             requests,
             latency,
             active_tokens,
+            connections_refused,
         }
     }
 }

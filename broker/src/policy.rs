@@ -15,6 +15,16 @@ pub const MIN_TTL_SECS: u64 = 60;
 /// Highest token lifetime a policy may set, in seconds.
 pub const MAX_TTL_SECS: u64 = 3600;
 
+/// Longest tenant or agent id (the admin API refuses longer ones).
+pub const MAX_ID_BYTES: usize = 64;
+/// Room for the expanded `scope` claim.
+const MAX_SCOPE_BYTES: usize = 2048;
+/// Room for the `budget` claim, as JSON.
+const MAX_BUDGET_BYTES: usize = 1024;
+/// Audiences a policy may list, and the length of each.
+const MAX_AUDIENCES: usize = 16;
+const MAX_AUDIENCE_BYTES: usize = 256;
+
 /// Enforce (deny on failure) or shadow (issue, but record what enforcement would have done).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -216,6 +226,55 @@ impl Policy {
             return Err(PolicyError(
                 "audiences must list at least one audience".into(),
             ));
+        }
+        self.validate_token_claims()
+    }
+
+    /// What the policy copies into tokens must keep every token well under the size the
+    /// broker accepts back (`jose::MAX_JWS_LEN`), or its tokens could not be refreshed or
+    /// introspected; and a scope is one RFC 6749 scope-token (no space to split it into two).
+    fn validate_token_claims(&self) -> Result<(), PolicyError> {
+        if self.audiences.len() > MAX_AUDIENCES
+            || self
+                .audiences
+                .iter()
+                .any(|a| a.is_empty() || a.len() > MAX_AUDIENCE_BYTES)
+        {
+            return Err(PolicyError(format!(
+                "audiences: at most {MAX_AUDIENCES}, each 1-{MAX_AUDIENCE_BYTES} bytes"
+            )));
+        }
+        let scope_char = |c: char| c == '!' || ('#'..='[').contains(&c) || (']'..='~').contains(&c);
+        if let Some(bad) = self
+            .scopes
+            .iter()
+            .find(|s| s.is_empty() || !s.chars().all(scope_char))
+        {
+            return Err(PolicyError(format!(
+                "scope {bad:?} is not an RFC 6749 scope-token (printable ASCII, no space, quote or backslash)"
+            )));
+        }
+        // Worst case: ids are at most 64 bytes (admin API), templates are 8-10 bytes.
+        let expanded: usize = self
+            .scopes
+            .iter()
+            .map(|s| {
+                s.len()
+                    + s.matches("{agent_id}").count() * (MAX_ID_BYTES - "{agent_id}".len())
+                    + s.matches("{tenant}").count() * (MAX_ID_BYTES - "{tenant}".len())
+                    + 1
+            })
+            .sum();
+        if expanded > MAX_SCOPE_BYTES {
+            return Err(PolicyError(format!(
+                "scopes may fill at most {MAX_SCOPE_BYTES} bytes of a token (with 64-byte ids in the templates); these fill up to {expanded}"
+            )));
+        }
+        let budget = serde_json::to_vec(&self.budget).map_or(usize::MAX, |b| b.len());
+        if budget > MAX_BUDGET_BYTES {
+            return Err(PolicyError(format!(
+                "budget is {budget} bytes of JSON; at most {MAX_BUDGET_BYTES}"
+            )));
         }
         Ok(())
     }
@@ -459,6 +518,32 @@ mod tests {
         let short = serde_json::json!({"audiences": ["a"], "sev_snp": {"measurements": ["00"]}});
         assert!(Policy::from_json(&short).is_err());
         assert!(Policy::from_json(&serde_json::json!({})).is_err());
+    }
+
+    #[test]
+    fn what_goes_into_tokens_is_bounded() {
+        let with = |extra: serde_json::Value| {
+            let mut p = serde_json::json!({"audiences": ["a"]});
+            if let (Some(p), Some(extra)) = (p.as_object_mut(), extra.as_object()) {
+                p.extend(extra.clone());
+            }
+            Policy::from_json(&p)
+        };
+        assert!(with(serde_json::json!({"scopes": ["tools:{agent_id}:run"]})).is_ok());
+        // A space would make one scope two.
+        assert!(with(serde_json::json!({"scopes": ["read admin"]})).is_err());
+        assert!(with(serde_json::json!({"scopes": [""]})).is_err());
+        assert!(with(serde_json::json!({"scopes": ["a\"b"]})).is_err());
+        // 200 KB of scopes or budget would mint tokens the broker cannot read back.
+        assert!(with(serde_json::json!({"scopes": ["x".repeat(200_000)]})).is_err());
+        let many: Vec<String> = (0..100).map(|i| format!("s{i}:{{agent_id}}")).collect();
+        let err = with(serde_json::json!({"scopes": many})).unwrap_err();
+        assert!(err.0.contains("at most 2048"), "{err}");
+        assert!(with(serde_json::json!({"budget": {"k": "v".repeat(2000)}})).is_err());
+        assert!(with(serde_json::json!({"budget": {"max_tool_calls": 100}})).is_ok());
+        assert!(with(serde_json::json!({"audiences": ["a".repeat(300)]})).is_err());
+        let auds: Vec<String> = (0..17).map(|i| format!("a{i}")).collect();
+        assert!(with(serde_json::json!({"audiences": auds})).is_err());
     }
 
     #[test]

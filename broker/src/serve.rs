@@ -14,6 +14,7 @@ use crate::config::Config;
 use crate::crypto;
 use crate::jose;
 use crate::keys::{self, KeyRing};
+use crate::listener::{effective_max_connections, CappedAcceptor};
 use crate::metrics::Metrics;
 use crate::service::{self, AppState, Settings};
 use crate::store::sqlite::SqliteStore;
@@ -79,6 +80,7 @@ pub async fn run(config: Config, dev: bool) -> Result<(), String> {
         warning = Some(text);
     }
 
+    config.limits.check()?;
     let listener = TcpListener::bind(config.server.listen)
         .await
         .map_err(|e| format!("binding {}: {e}", config.server.listen))?;
@@ -95,9 +97,11 @@ pub async fn run(config: Config, dev: bool) -> Result<(), String> {
         warning,
         max_body_bytes: config.limits.max_body_bytes,
         request_timeout: Duration::from_secs(config.limits.request_timeout_secs),
+        client_timeout: Duration::from_secs(config.limits.client_timeout_secs),
         max_concurrent_requests: config.limits.max_concurrent_requests,
         inline_store: !config.storage.full_sync,
     };
+    let metrics = Arc::new(Metrics::default());
     let issues = service::commit::IssueQueue::start(store.clone())
         .map_err(|e| format!("cannot start the store writer: {e}"))?;
     let state = AppState {
@@ -109,7 +113,7 @@ pub async fn run(config: Config, dev: bool) -> Result<(), String> {
         keys: Arc::new(keyring),
         hmac_key: Arc::new(hmac_key),
         settings: Arc::new(settings),
-        metrics: Arc::new(Metrics::default()),
+        metrics: metrics.clone(),
         policies: Arc::default(),
         challenges: Arc::default(),
     };
@@ -126,37 +130,71 @@ pub async fn run(config: Config, dev: bool) -> Result<(), String> {
     );
 
     let grace = Duration::from_secs(config.server.shutdown_grace_secs);
+    let handle = axum_server::Handle::new();
+    let on_signal = handle.clone();
+    tokio::spawn(async move {
+        shutdown_signal(signals, grace).await;
+        on_signal.graceful_shutdown(Some(grace));
+    });
+    let header_timeout = Duration::from_secs(config.limits.client_timeout_secs);
+    let capped = CappedAcceptor::new(
+        effective_max_connections(config.limits.max_connections),
+        metrics,
+    );
+    let std_listener = listener.into_std().map_err(|e| e.to_string())?;
+    let app = app.into_make_service();
     match tls {
-        // TCP_NODELAY: a response goes out at once, not after the client's delayed ACK.
-        None => axum::serve(
-            axum::serve::ListenerExt::tap_io(listener, |tcp| {
-                let _ = tcp.set_nodelay(true);
-            }),
-            app,
-        )
-        .with_graceful_shutdown(shutdown_signal(signals, grace))
+        // HTTP/1.1 only, plain or TLS: its header timeout also closes idle connections,
+        // which hyper's HTTP/2 server has no equivalent for.
+        None => with_limits(axum_server::from_tcp(std_listener), header_timeout)?
+            .acceptor(capped)
+            .http1_only()
+            .handle(handle)
+            .serve(app)
+            .await
+            .map_err(|e| format!("server: {e}"))?,
+        Some(tls) => with_limits(
+            axum_server::from_tcp_rustls(std_listener, tls),
+            header_timeout,
+        )?
+        .map(|rustls| rustls.handshake_timeout(header_timeout).acceptor(capped))
+        .http1_only()
+        .handle(handle)
+        .serve(app)
         .await
         .map_err(|e| format!("server: {e}"))?,
-        Some(tls) => {
-            let handle = axum_server::Handle::new();
-            let on_signal = handle.clone();
-            tokio::spawn(async move {
-                shutdown_signal(signals, grace).await;
-                on_signal.graceful_shutdown(Some(grace));
-            });
-            let std_listener = listener.into_std().map_err(|e| e.to_string())?;
-            axum_server::from_tcp_rustls(std_listener, tls)
-                .map_err(|e| format!("server: {e}"))?
-                .handle(handle)
-                .serve(app.into_make_service())
-                .await
-                .map_err(|e| format!("server: {e}"))?
-        }
     }
     flush_challenges(&at_exit).await;
     tracing::info!("attest-broker stopped");
     Ok(())
 }
+
+/// Connection-level limits shared by the plain and the TLS server: a connection that does not
+/// send a request's headers within `header_timeout` (or stays idle that long between
+/// requests) is closed, and so is one whose first request does not arrive in that time.
+fn with_limits<A>(
+    server: std::io::Result<axum_server::Server<std::net::SocketAddr, A>>,
+    header_timeout: Duration,
+) -> Result<axum_server::Server<std::net::SocketAddr, A>, String> {
+    let mut server = server.map_err(|e| format!("server: {e}"))?;
+    server
+        .http_builder()
+        .http1()
+        .header_read_timeout(Some(header_timeout))
+        .max_buf_size(MAX_HEADER_BYTES);
+    Ok(server
+        .first_request_timeout(header_timeout)
+        .accept_error_handler(|peer, e| match peer {
+            // accept() itself failed (e.g. out of file descriptors): the operator must know.
+            None => tracing::warn!(error = %e, "cannot accept connections"),
+            // One connection refused or failed its TLS handshake: routine, and a flood of
+            // them must not flood the log.
+            Some(peer) => tracing::debug!(%peer, error = %e, "connection closed on arrival"),
+        }))
+}
+
+/// The largest request head (request line and headers) a connection may send: 431 beyond.
+const MAX_HEADER_BYTES: usize = 64 * 1024;
 
 /// Every few seconds: the count of challenges issued goes into the audit log.
 async fn audit_challenges(state: AppState) {
@@ -189,7 +227,7 @@ async fn tls_config(
 ) -> Result<axum_server::tls_rustls::RustlsConfig, String> {
     let key_pem = keys::read_private_file(key).map_err(|e| e.to_string())?;
     let cert_pem = std::fs::read(cert).map_err(|e| format!("{}: {e}", cert.display()))?;
-    axum_server::tls_rustls::RustlsConfig::from_pem(cert_pem, key_pem.to_vec())
+    let config = axum_server::tls_rustls::RustlsConfig::from_pem(cert_pem, key_pem.to_vec())
         .await
         .map_err(|e| {
             format!(
@@ -197,7 +235,12 @@ async fn tls_config(
                 cert.display(),
                 key.display()
             )
-        })
+        })?;
+    // The server speaks HTTP/1.1 only; offering h2 by ALPN would break clients that take it.
+    let mut http1 = (*config.get_inner()).clone();
+    http1.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.reload_from_config(Arc::new(http1));
+    Ok(config)
 }
 
 /// SIGINT and SIGTERM handlers, installed before the broker says it is listening, so a

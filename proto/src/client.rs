@@ -159,6 +159,9 @@ impl Client {
             .max_redirects_will_error(false)
             .proxy(None)
             .timeout_global(Some(timeout))
+            // The broker closes connections idle for its client timeout (10 s by default);
+            // reuse only connections idle for less, so a request never races that close.
+            .max_idle_age(Duration::from_secs(5))
             .tls_config(tls)
             .build();
         let agent = ureq::Agent::with_parts(config, DefaultConnector::new(), LiteralFirst);

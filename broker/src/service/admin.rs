@@ -55,7 +55,7 @@ pub fn router() -> Router<AppState> {
 /// Ids: 1–64 characters of `[A-Za-z0-9._-]`, so they are safe in paths, logs and audit.
 fn check_id(what: &'static str, id: &str) -> Result<(), ApiError> {
     let ok = !id.is_empty()
-        && id.len() <= 64
+        && id.len() <= crate::policy::MAX_ID_BYTES
         && id
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));

@@ -627,6 +627,19 @@ async fn issue(
 ) -> Result<TokenResponse, ApiError> {
     let (token, kid) =
         tokens::mint(&state.keys, &claims).map_err(|e| ApiError::Internal(e.to_string()))?;
+    // Policies are bounded so this cannot happen with one accepted today; one stored before
+    // those bounds could still mint a token the broker would not read back.
+    if token.len() > jose::MAX_JWS_LEN {
+        return Err(ApiError::Forbidden(
+            "policy.token_too_large",
+            format!(
+                "the policy's scopes and budget make a {}-byte token; at most {}",
+                token.len(),
+                jose::MAX_JWS_LEN
+            ),
+            vec!["policy.token_too_large".into()],
+        ));
+    }
     if let serde_json::Value::Object(map) = &mut details {
         map.insert("jti".into(), claims.jti.clone().into());
         map.insert("exp".into(), claims.exp.into());

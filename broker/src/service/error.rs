@@ -23,8 +23,12 @@ pub enum ApiError {
     Conflict(&'static str, String),
     /// 413: body too large.
     PayloadTooLarge,
+    /// 408: the client did not send its request body in time.
+    BodyTimeout,
     /// 429: too many outstanding requests of a kind.
     TooManyRequests(&'static str, String),
+    /// 503: every processing slot is taken; the client may retry in a second.
+    Busy,
     /// 500: logged in full, sent as a generic message.
     Internal(String),
 }
@@ -40,6 +44,8 @@ impl ApiError {
             | ApiError::Conflict(c, _)
             | ApiError::TooManyRequests(c, _) => c,
             ApiError::PayloadTooLarge => "request.too_large",
+            ApiError::BodyTimeout => "request.timeout",
+            ApiError::Busy => "server.busy",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -54,6 +60,8 @@ impl ApiError {
             ApiError::Conflict(..) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::TooManyRequests(..) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
+            ApiError::Busy => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -94,6 +102,12 @@ impl IntoResponse for ApiError {
             ApiError::PayloadTooLarge => {
                 json!({"error": {"code": code, "message": "request body too large"}})
             }
+            ApiError::BodyTimeout => {
+                json!({"error": {"code": code, "message": "the request body did not arrive in time"}})
+            }
+            ApiError::Busy => {
+                json!({"error": {"code": code, "message": "the broker is at capacity; retry shortly"}})
+            }
             ApiError::BadRequest(_, m)
             | ApiError::Unauthorized(_, m)
             | ApiError::NotFound(_, m)
@@ -101,6 +115,11 @@ impl IntoResponse for ApiError {
             | ApiError::TooManyRequests(_, m) => json!({"error": {"code": code, "message": m}}),
         };
         let mut response = (status, Json(body)).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert("retry-after", axum::http::HeaderValue::from_static("1"));
+        }
         if status == StatusCode::UNAUTHORIZED {
             if let Ok(v) = "DPoP algs=\"ES256\"".parse() {
                 response.headers_mut().insert("www-authenticate", v);

@@ -1,6 +1,7 @@
 //! The HTTP service: one state type, one router per resource module.
 
 mod admin;
+pub mod admission;
 mod attestation;
 pub mod challenges;
 pub mod commit;
@@ -44,6 +45,8 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// Per-request timeout.
     pub request_timeout: Duration,
+    /// Time a client has to send a request body.
+    pub client_timeout: Duration,
     /// Requests processed at once.
     pub max_concurrent_requests: usize,
     /// Run store calls on the async worker (fast, non-fsyncing commits) instead of the
@@ -168,11 +171,23 @@ pub fn router(state: AppState) -> Router {
             decision = tracing::field::Empty,
         )
     });
-    Router::new()
+    // Health and metrics stay reachable when every processing slot is taken.
+    let admission = Arc::new(admission::Admission::new(
+        settings.max_concurrent_requests,
+        settings.max_body_bytes,
+        settings.client_timeout,
+    ));
+    let api = Router::new()
         .merge(attestation::router())
         .merge(introspection::router())
         .merge(tpm::router())
         .merge(admin::router())
+        .route_layer(axum::middleware::from_fn_with_state(
+            admission,
+            admission::admit,
+        ));
+    Router::new()
+        .merge(api)
         .merge(ops::router())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -187,9 +202,6 @@ pub fn router(state: AppState) -> Router {
                 .layer(TimeoutLayer::with_status_code(
                     axum::http::StatusCode::REQUEST_TIMEOUT,
                     settings.request_timeout,
-                ))
-                .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
-                    settings.max_concurrent_requests,
                 ))
                 .layer(DefaultBodyLimit::max(settings.max_body_bytes)),
         )
