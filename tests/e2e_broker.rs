@@ -667,5 +667,7 @@ fn slow_and_idle_clients_are_cut_off_and_cannot_exhaust_connections() {
         ),
         "{text}"
     );
-    assert!(!broker.logs().contains("panicked"));
+    let logs = broker.logs();
+    assert!(logs.contains("connections closed on arrival"), "{logs}");
+    assert!(!logs.contains("panicked"));
 }

@@ -144,6 +144,10 @@ pub struct LimitsConfig {
     /// Connections open at once; one more is closed as soon as it is accepted.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// Connections open at once from one IP address (raise it behind a proxy or NAT that
+    /// brings many clients from one address).
+    #[serde(default = "default_max_connections_per_source")]
+    pub max_connections_per_source: usize,
 }
 
 impl Default for LimitsConfig {
@@ -154,6 +158,7 @@ impl Default for LimitsConfig {
             max_concurrent_requests: default_concurrency(),
             client_timeout_secs: default_client_timeout(),
             max_connections: default_max_connections(),
+            max_connections_per_source: default_max_connections_per_source(),
         }
     }
 }
@@ -175,6 +180,10 @@ impl LimitsConfig {
             ("max_concurrent_requests", self.max_concurrent_requests == 0),
             ("client_timeout_secs", self.client_timeout_secs == 0),
             ("max_connections", self.max_connections == 0),
+            (
+                "max_connections_per_source",
+                self.max_connections_per_source == 0,
+            ),
         ];
         match zero.iter().find(|(_, is_zero)| *is_zero) {
             Some((name, _)) => Err(format!("[limits] {name} must be at least 1")),
@@ -189,6 +198,10 @@ fn default_client_timeout() -> u64 {
 
 fn default_max_connections() -> usize {
     1024
+}
+
+fn default_max_connections_per_source() -> usize {
+    256
 }
 
 fn default_concurrency() -> usize {

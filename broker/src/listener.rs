@@ -1,12 +1,18 @@
-//! Connection admission: at most `[limits] max_connections` connections are open at once. One
-//! more is closed as soon as it is accepted (the client sees the connection end, at once),
-//! so a client that opens connections and sends nothing cannot exhaust the process's file
-//! descriptors; hyper's header timeout closes such connections after `client_timeout_secs`.
+//! Connection admission: at most `[limits] max_connections` connections are open at once, and
+//! at most `max_connections_per_source` from one IP address. One more is closed as soon as it
+//! is accepted (the client sees the connection end, at once), so a client that opens
+//! connections and sends nothing can neither exhaust the process's file descriptors nor, from
+//! one address, take every slot; hyper's header timeout closes such connections after
+//! `client_timeout_secs`. Refusals are counted in a metric and logged at most every 10 s.
 
+use std::collections::HashMap;
 use std::io;
+use std::net::IpAddr;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use axum_server::accept::Accept;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -19,20 +25,117 @@ use crate::metrics::Metrics;
 /// file, key files, the listener, the runtime).
 const RESERVED_FDS: u64 = 64;
 
+/// Seconds between two log lines about refused connections.
+const REFUSAL_LOG_INTERVAL_SECS: u64 = 10;
+
 /// Hands out one slot per open connection; see the module docs.
 #[derive(Clone)]
 pub struct CappedAcceptor {
     slots: Arc<Semaphore>,
+    per_source: Arc<PerSource>,
+    refusals: Arc<Refusals>,
     metrics: Arc<Metrics>,
 }
 
+/// Open connections by source address.
+struct PerSource {
+    max: usize,
+    open: Mutex<HashMap<IpAddr, usize>>,
+}
+
+impl PerSource {
+    /// Counts one more connection from `ip`, unless it already has `max`.
+    fn enter(self: &Arc<Self>, ip: IpAddr) -> Option<SourceSlot> {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let n = open.entry(ip).or_insert(0);
+        if *n >= self.max {
+            return None;
+        }
+        *n += 1;
+        Some(SourceSlot {
+            table: self.clone(),
+            ip,
+        })
+    }
+}
+
+/// One connection counted against its source; uncounted when dropped.
+struct SourceSlot {
+    table: Arc<PerSource>,
+    ip: IpAddr,
+}
+
+impl Drop for SourceSlot {
+    fn drop(&mut self) {
+        let mut open = self.table.open.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = open.get_mut(&self.ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for SourceSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SourceSlot").field("ip", &self.ip).finish()
+    }
+}
+
+/// Refusals since the last log line, and when that was.
+struct Refusals {
+    started: Instant,
+    since_log: AtomicU64,
+    last_log_secs: AtomicU64,
+}
+
+impl Refusals {
+    /// Counts a refusal; at most every [`REFUSAL_LOG_INTERVAL_SECS`], logs how many there were.
+    fn refused(&self, why: &'static str) {
+        let count = self.since_log.fetch_add(1, Ordering::Relaxed) + 1;
+        let now = self.started.elapsed().as_secs() + REFUSAL_LOG_INTERVAL_SECS;
+        let last = self.last_log_secs.load(Ordering::Relaxed);
+        if now >= last + REFUSAL_LOG_INTERVAL_SECS
+            && self
+                .last_log_secs
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            let refused = self.since_log.swap(0, Ordering::Relaxed).max(count);
+            tracing::warn!(
+                refused,
+                latest_reason = why,
+                "connections closed on arrival: [limits] max_connections or \
+                 max_connections_per_source reached"
+            );
+        }
+    }
+}
+
 impl CappedAcceptor {
-    /// At most `max` connections at once.
-    pub fn new(max: usize, metrics: Arc<Metrics>) -> Self {
+    /// At most `max` connections at once, and `per_source` from one IP address.
+    pub fn new(max: usize, per_source: usize, metrics: Arc<Metrics>) -> Self {
         CappedAcceptor {
             slots: Arc::new(Semaphore::new(max)),
+            per_source: Arc::new(PerSource {
+                max: per_source,
+                open: Mutex::new(HashMap::new()),
+            }),
+            refusals: Arc::new(Refusals {
+                started: Instant::now(),
+                since_log: AtomicU64::new(0),
+                last_log_secs: AtomicU64::new(0),
+            }),
             metrics,
         }
+    }
+
+    fn refuse<T>(&self, why: &'static str) -> std::future::Ready<io::Result<T>> {
+        self.metrics.connections_refused.inc();
+        self.refusals.refused(why);
+        // Dropping the stream (the caller's) closes it.
+        std::future::ready(Err(io::Error::other(why)))
     }
 }
 
@@ -42,10 +145,14 @@ impl<S> Accept<TcpStream, S> for CappedAcceptor {
     type Future = std::future::Ready<io::Result<(Capped, S)>>;
 
     fn accept(&self, stream: TcpStream, service: S) -> Self::Future {
+        let Ok(peer) = stream.peer_addr() else {
+            return self.refuse("peer address unknown");
+        };
+        let Some(source) = self.per_source.enter(peer.ip()) else {
+            return self.refuse("max_connections_per_source reached");
+        };
         let Ok(slot) = self.slots.clone().try_acquire_owned() else {
-            self.metrics.connections_refused.inc();
-            // Dropping the stream closes it.
-            return std::future::ready(Err(io::Error::other("connection limit reached")));
+            return self.refuse("max_connections reached");
         };
         // A response goes out at once, not after the client's delayed ACK.
         let _ = stream.set_nodelay(true);
@@ -53,17 +160,19 @@ impl<S> Accept<TcpStream, S> for CappedAcceptor {
             Capped {
                 stream,
                 _slot: slot,
+                _source: source,
             },
             service,
         )))
     }
 }
 
-/// An accepted connection holding its slot until it is dropped.
+/// An accepted connection holding its slots until it is dropped.
 #[derive(Debug)]
 pub struct Capped {
     stream: TcpStream,
     _slot: OwnedSemaphorePermit,
+    _source: SourceSlot,
 }
 
 impl AsyncRead for Capped {
@@ -143,6 +252,40 @@ fn fit_to_limit(configured: usize, limit: Option<u64>) -> usize {
 mod tests {
     use super::*;
 
+    /// Connects to `listener` and accepts through `acceptor`; the accepted side (if admitted)
+    /// and the client side.
+    async fn connect(
+        listener: &tokio::net::TcpListener,
+        acceptor: &CappedAcceptor,
+    ) -> (io::Result<Capped>, TcpStream) {
+        let client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let admitted = acceptor.accept(server, ()).await.map(|(c, ())| c);
+        (admitted, client)
+    }
+
+    #[tokio::test]
+    async fn one_source_cannot_take_every_slot() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let metrics = Arc::new(Metrics::default());
+        let acceptor = CappedAcceptor::new(10, 2, metrics.clone());
+        let (a, _ca) = connect(&listener, &acceptor).await;
+        let (b, _cb) = connect(&listener, &acceptor).await;
+        let (c, _cc) = connect(&listener, &acceptor).await;
+        assert!(a.is_ok() && b.is_ok());
+        assert!(c.is_err(), "a third connection from 127.0.0.1");
+        assert_eq!(metrics.connections_refused.get(), 1);
+        // Its refusal did not take a global slot, and closing one frees its source's count.
+        assert_eq!(acceptor.slots.available_permits(), 8);
+        drop(a);
+        let (d, _cd) = connect(&listener, &acceptor).await;
+        assert!(d.is_ok());
+        drop((b, d));
+        assert!(acceptor.per_source.open.lock().unwrap().is_empty());
+    }
+
     #[test]
     fn connections_fit_the_open_files_limit() {
         assert_eq!(fit_to_limit(1024, None), 1024);
@@ -165,7 +308,7 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let metrics = Arc::new(Metrics::default());
-        let acceptor = CappedAcceptor::new(1, metrics.clone());
+        let acceptor = CappedAcceptor::new(1, 1, metrics.clone());
         let _first_client = TcpStream::connect(addr).await.unwrap();
         let (first, _) = listener.accept().await.unwrap();
         let held = acceptor.accept(first, ()).await.expect("first fits");

@@ -139,6 +139,7 @@ pub async fn run(config: Config, dev: bool) -> Result<(), String> {
     let header_timeout = Duration::from_secs(config.limits.client_timeout_secs);
     let capped = CappedAcceptor::new(
         effective_max_connections(config.limits.max_connections),
+        config.limits.max_connections_per_source,
         metrics,
     );
     let std_listener = listener.into_std().map_err(|e| e.to_string())?;
