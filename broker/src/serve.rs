@@ -286,8 +286,10 @@ async fn shutdown_signal(signals: ShutdownSignals, grace: Duration) {
         grace_secs = grace.as_secs(),
         "shutting down: finishing in-flight requests"
     );
+    // The server closes what is still open when the grace period ends, and the broker then
+    // audits its last challenge count; this is the backstop if that does not finish.
     tokio::spawn(async move {
-        tokio::time::sleep(grace).await;
+        tokio::time::sleep(grace + Duration::from_secs(2)).await;
         tracing::warn!("grace period over; exiting");
         std::process::exit(0);
     });
