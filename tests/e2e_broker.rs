@@ -671,3 +671,39 @@ fn slow_and_idle_clients_are_cut_off_and_cannot_exhaust_connections() {
     assert!(logs.contains("connections closed on arrival"), "{logs}");
     assert!(!logs.contains("panicked"));
 }
+
+#[test]
+fn a_stored_policy_too_large_for_tokens_gets_403_not_a_token_or_a_5xx() {
+    let mut broker = Broker::start();
+    let host = broker.host();
+    let secret = broker.enroll("acme", "big", policy_for(&host), "agent-1");
+    // Today such a policy is refused at put...
+    let mut big = policy_for(&host);
+    big["budget"] = json!({"note": "x".repeat(9000)});
+    let reply = broker.admin_call(
+        &broker.admin_credential(),
+        "PUT",
+        "/v1/admin/tenants/acme/policies/big",
+        Body::Json(big.clone()),
+    );
+    assert_eq!((reply.status, reply.code()), (400, Some("policy.invalid")));
+    // ...but an older broker accepted it: store it as one would have, then restart.
+    assert!(broker.terminate().success());
+    let db = rusqlite::Connection::open(broker.data.join("broker.db")).unwrap();
+    db.execute(
+        "INSERT INTO policies (tenant, class, version, body, created_at) VALUES ('acme', 'big', 99, ?1, 0)",
+        [big.to_string()],
+    )
+    .unwrap();
+    drop(db);
+    let addr = broker.url.trim_start_matches("http://").to_string();
+    let mut broker = Broker::start_at(&broker.data.clone(), broker.log.clone(), &addr);
+    let client = broker.client();
+    let nonce = host.challenge(&client).unwrap();
+    let reply = host
+        .post_attest(&client, &secret, host.attest_body(&nonce).unwrap())
+        .unwrap();
+    assert_eq!(reply.status, 403, "{}", reply.body);
+    assert_eq!(reply.code(), Some("policy.token_too_large"));
+    assert!(broker.alive());
+}

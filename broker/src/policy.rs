@@ -156,6 +156,16 @@ pub struct PolicyError(pub String);
 impl Policy {
     /// Parses and validates a policy document.
     pub fn from_json(value: &Value) -> Result<Self, PolicyError> {
+        let policy = Self::from_stored(value)?;
+        policy.validate_token_claims()?;
+        Ok(policy)
+    }
+
+    /// Parses a policy the store already holds. The bounds on what goes into tokens are not
+    /// applied: a policy accepted before they existed keeps loading (its attestations get 403
+    /// `policy.token_too_large` if a token would be too large), instead of failing every
+    /// request of its agents.
+    pub fn from_stored(value: &Value) -> Result<Self, PolicyError> {
         let policy: Policy =
             serde_json::from_value(value.clone()).map_err(|e| PolicyError(e.to_string()))?;
         policy.validate()?;
@@ -227,7 +237,7 @@ impl Policy {
                 "audiences must list at least one audience".into(),
             ));
         }
-        self.validate_token_claims()
+        Ok(())
     }
 
     /// What the policy copies into tokens must keep every token well under the size the
@@ -250,8 +260,9 @@ impl Policy {
             .iter()
             .find(|s| s.is_empty() || !s.chars().all(scope_char))
         {
+            let shown: String = bad.chars().take(64).collect();
             return Err(PolicyError(format!(
-                "scope {bad:?} is not an RFC 6749 scope-token (printable ASCII, no space, quote or backslash)"
+                "scope {shown:?} is not an RFC 6749 scope-token (printable ASCII, no space, quote or backslash)"
             )));
         }
         // Worst case: ids are at most 64 bytes (admin API), templates are 8-10 bytes.
@@ -544,6 +555,12 @@ mod tests {
         assert!(with(serde_json::json!({"audiences": ["a".repeat(300)]})).is_err());
         let auds: Vec<String> = (0..17).map(|i| format!("a{i}")).collect();
         assert!(with(serde_json::json!({"audiences": auds})).is_err());
+        // A policy stored before these bounds still loads.
+        let old =
+            serde_json::json!({"audiences": ["a"], "scopes": ["read admin", "x".repeat(5000)]});
+        assert!(Policy::from_json(&old).is_err());
+        assert!(Policy::from_stored(&old).is_ok());
+        assert!(Policy::from_stored(&serde_json::json!({"audiences": []})).is_err());
     }
 
     #[test]

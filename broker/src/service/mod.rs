@@ -127,7 +127,7 @@ impl AppState {
             return Ok(None);
         };
         let policy = Arc::new(
-            crate::policy::Policy::from_json(&record.body)
+            crate::policy::Policy::from_stored(&record.body)
                 .map_err(|e| ApiError::Internal(format!("stored policy invalid: {e}")))?,
         );
         if let Ok(mut map) = self.policies.lock() {
