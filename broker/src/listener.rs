@@ -93,7 +93,7 @@ struct Refusals {
 impl Refusals {
     /// Counts a refusal; at most every [`REFUSAL_LOG_INTERVAL_SECS`], logs how many there were.
     fn refused(&self, why: &'static str) {
-        let count = self.since_log.fetch_add(1, Ordering::Relaxed) + 1;
+        self.since_log.fetch_add(1, Ordering::Relaxed);
         let now = self.started.elapsed().as_secs() + REFUSAL_LOG_INTERVAL_SECS;
         let last = self.last_log_secs.load(Ordering::Relaxed);
         if now >= last + REFUSAL_LOG_INTERVAL_SECS
@@ -102,7 +102,7 @@ impl Refusals {
                 .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
                 .is_ok()
         {
-            let refused = self.since_log.swap(0, Ordering::Relaxed).max(count);
+            let refused = self.since_log.swap(0, Ordering::Relaxed);
             tracing::warn!(
                 refused,
                 latest_reason = why,
@@ -117,7 +117,8 @@ impl CappedAcceptor {
     /// At most `max` connections at once, and `per_source` from one IP address.
     pub fn new(max: usize, per_source: usize, metrics: Arc<Metrics>) -> Self {
         CappedAcceptor {
-            slots: Arc::new(Semaphore::new(max)),
+            // tokio's semaphore holds at most MAX_PERMITS (usize::MAX >> 3).
+            slots: Arc::new(Semaphore::new(max.min(Semaphore::MAX_PERMITS))),
             per_source: Arc::new(PerSource {
                 max: per_source,
                 open: Mutex::new(HashMap::new()),
@@ -284,6 +285,12 @@ mod tests {
         assert!(d.is_ok());
         drop((b, d));
         assert!(acceptor.per_source.open.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn any_configured_connection_count_is_accepted() {
+        let acceptor = CappedAcceptor::new(usize::MAX, 1, Arc::new(Metrics::default()));
+        assert_eq!(acceptor.slots.available_permits(), Semaphore::MAX_PERMITS);
     }
 
     #[test]

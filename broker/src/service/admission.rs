@@ -32,7 +32,8 @@ impl Admission {
     /// `body_timeout`.
     pub fn new(slots: usize, max_body_bytes: usize, body_timeout: Duration) -> Self {
         Admission {
-            slots: Arc::new(Semaphore::new(slots)),
+            // tokio's semaphore holds at most MAX_PERMITS (usize::MAX >> 3).
+            slots: Arc::new(Semaphore::new(slots.min(Semaphore::MAX_PERMITS))),
             max_body_bytes,
             body_timeout,
         }
@@ -119,6 +120,12 @@ mod tests {
 
     fn post_head(len: usize) -> String {
         format!("POST / HTTP/1.1\r\nhost: x\r\ncontent-length: {len}\r\nconnection: close\r\n\r\n")
+    }
+
+    #[test]
+    fn any_configured_slot_count_is_accepted() {
+        let huge = Admission::new(usize::MAX, 1, Duration::from_secs(1));
+        assert_eq!(huge.slots.available_permits(), Semaphore::MAX_PERMITS);
     }
 
     #[tokio::test]
