@@ -49,14 +49,28 @@ fn cpu_seconds(pid: &str) -> Option<f64> {
     let fields: Vec<&str> = rest.split_whitespace().collect();
     let utime: f64 = fields.get(11)?.parse().ok()?;
     let stime: f64 = fields.get(12)?.parse().ok()?;
-    let ticks: f64 = Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|t| t.trim().parse().ok())
-        .unwrap_or(100.0);
+    // Clock ticks per second, asked once.
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    let ticks = *TICKS.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or(100.0)
+    });
     Some((utime + stime) / ticks)
+}
+
+/// Runs `phase`; with it, the CPU seconds the broker (`pid`) and this process spent meanwhile.
+fn with_cpu<T>(pid: Option<&str>, phase: impl FnOnce() -> T) -> (T, Option<f64>, Option<f64>) {
+    let before = (pid.and_then(cpu_seconds), cpu_seconds("self"));
+    let result = phase();
+    let spent = |now: Option<f64>, then: Option<f64>| now.zip(then).map(|(b, a)| b - a);
+    let broker = spent(pid.and_then(cpu_seconds), before.0);
+    let this = spent(cpu_seconds("self"), before.1);
+    (result, broker, this)
 }
 
 struct Spawned {
@@ -163,7 +177,6 @@ fn bench(args: &BenchArgs) -> Result<Value, String> {
         .as_ref()
         .map(|s| s.child.id().to_string())
         .or(args.broker_pid.map(|p| p.to_string()));
-    let cpu = |pid: &Option<String>| pid.as_deref().and_then(cpu_seconds);
     let admin_secret =
         std::fs::read_to_string(data.join("admin-credential")).map_err(|e| e.to_string())?;
     let admin = Client::new(&url);
@@ -222,48 +235,46 @@ fn bench(args: &BenchArgs) -> Result<Value, String> {
     };
 
     eprintln!("bench: bare P-384 verify on every core…");
-    let p384 = p384_capacity(attest_seconds.min(Duration::from_secs(3)));
+    // The baselines and the HTTP floor need only a few seconds each.
+    let short = attest_seconds.min(Duration::from_secs(3));
+    let p384 = p384_capacity(short);
     eprintln!("bench: bare P-384 signing (the simulated secure processor) on every core…");
-    let p384_sign = p384_sign_capacity(attest_seconds.min(Duration::from_secs(3)));
+    let p384_sign = p384_sign_capacity(short);
     eprintln!("bench: bare ES256 token signing on every core…");
-    let es256_sign = es256_sign_capacity(attest_seconds.min(Duration::from_secs(3)));
+    let es256_sign = es256_sign_capacity(short);
     eprintln!("bench: bare HTTP requests (GET /healthz) at full load…");
-    let (floor_cpu0, floor_self0) = (cpu(&broker_pid), cpu(&Some("self".into())));
-    let floor = drive(
-        &url,
-        &workers,
-        args.concurrency,
-        attest_seconds.min(Duration::from_secs(3)),
-        None,
-        |_, client, _, _| {
-            let started = Instant::now();
-            let reply = client
-                .send("GET", "/healthz", &[], Body::Empty)
-                .map_err(|e| e.0)?;
-            let took = started.elapsed();
-            if reply.ok() {
-                Ok(took)
-            } else {
-                Err(format!("/healthz: {}", reply.status))
-            }
-        },
-    );
-    let floor_cpu = cpu(&broker_pid).zip(floor_cpu0).map(|(b, a)| b - a);
-    let floor_gen_cpu = cpu(&Some("self".into()))
-        .zip(floor_self0)
-        .map(|(b, a)| b - a);
+    let (floor, floor_cpu, floor_gen_cpu) = with_cpu(broker_pid.as_deref(), || {
+        drive(
+            &url,
+            &workers,
+            args.concurrency,
+            short,
+            None,
+            |_, client, _, _| {
+                let started = Instant::now();
+                let reply = client
+                    .send("GET", "/healthz", &[], Body::Empty)
+                    .map_err(|e| e.0)?;
+                let took = started.elapsed();
+                if reply.ok() {
+                    Ok(took)
+                } else {
+                    Err(format!("/healthz: {}", reply.status))
+                }
+            },
+        )
+    });
     eprintln!("bench: attest at full load…");
-    let (broker_cpu0, self_cpu0) = (cpu(&broker_pid), cpu(&Some("self".into())));
-    let attest = drive(
-        &url,
-        &workers,
-        args.concurrency,
-        attest_seconds,
-        None,
-        attest_once,
-    );
-    let attest_cpu = cpu(&broker_pid).zip(broker_cpu0).map(|(b, a)| b - a);
-    let attest_gen_cpu = cpu(&Some("self".into())).zip(self_cpu0).map(|(b, a)| b - a);
+    let (attest, attest_cpu, attest_gen_cpu) = with_cpu(broker_pid.as_deref(), || {
+        drive(
+            &url,
+            &workers,
+            args.concurrency,
+            attest_seconds,
+            None,
+            attest_once,
+        )
+    });
     eprintln!("bench: attest at half the measured peak…");
     let half = attest.rate() / 2.0;
     let attest_half = drive(
@@ -284,8 +295,7 @@ fn bench(args: &BenchArgs) -> Result<Value, String> {
         })
         .collect::<Result<_, _>>()?;
     let tokens = Arc::new(tokens);
-    let (refresh_cpu0, refresh_self0) = (cpu(&broker_pid), cpu(&Some("self".into())));
-    let refresh = {
+    let (refresh, refresh_cpu, refresh_gen_cpu) = with_cpu(broker_pid.as_deref(), || {
         let tokens = tokens.clone();
         drive(
             &url,
@@ -303,11 +313,7 @@ fn bench(args: &BenchArgs) -> Result<Value, String> {
                 Ok(took)
             },
         )
-    };
-    let refresh_cpu = cpu(&broker_pid).zip(refresh_cpu0).map(|(b, a)| b - a);
-    let refresh_gen_cpu = cpu(&Some("self".into()))
-        .zip(refresh_self0)
-        .map(|(b, a)| b - a);
+    });
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
